@@ -29,7 +29,10 @@ async fn server() -> TestServer {
 async fn the_inner_service_receives_exactly_the_pushed_request() {
     // AZ-01, AZ-03, URI-05
     let server = server().await;
-    let uri = server.push_web("scope=openid%20profile&nonce=n-1&ext_param=x").await.request_uri();
+    let uri = server
+        .push_web("scope=openid%20profile&nonce=n-1&ext_param=x")
+        .await
+        .request_uri();
     // Front-channel extras are dropped: only client_id + request_uri count.
     let reply = server
         .get(&format!("/as/authorize?client_id=web-app&request_uri={}&scope=admin&redirect_uri=https%3A%2F%2Fevil", enc(&uri)))
@@ -43,7 +46,10 @@ async fn the_inner_service_receives_exactly_the_pushed_request() {
     );
     assert_eq!(echo["pushed"]["client_id"], "web-app");
     assert_eq!(echo["pushed"]["complete_in_uri"], true);
-    assert_eq!(pushed_params(&echo)[0], ("response_type".into(), "code".into()));
+    assert_eq!(
+        pushed_params(&echo)[0],
+        ("response_type".into(), "code".into())
+    );
 }
 
 #[tokio::test]
@@ -53,13 +59,22 @@ async fn values_round_trip_exactly() {
     let uri = server.push_web("state=a+b%20c%2Bd&claims=%7B%22x%22%3A1%7D&ui_locales=z%C3%B6%20%E6%97%A5&x=%26%3D%3F%23").await.request_uri();
     let echo = server.redeem("web-app", &uri).await.json();
     let params = pushed_params(&echo);
-    let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap();
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap()
+    };
     assert_eq!(get("state"), "a b c+d");
     assert_eq!(get("claims"), "{\"x\":1}");
     assert_eq!(get("ui_locales"), "zö 日");
     assert_eq!(get("x"), "&=?#");
     // The query says the same thing to any decoder: %20 for space, never `+`.
-    assert!(echo["query"].as_str().unwrap().contains("state=a%20b%20c%2Bd"));
+    assert!(echo["query"]
+        .as_str()
+        .unwrap()
+        .contains("state=a%20b%20c%2Bd"));
 }
 
 #[tokio::test]
@@ -68,7 +83,10 @@ async fn a_request_uri_works_once() {
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
     assert_eq!(server.redeem("web-app", &uri).await.status, 200);
-    server.redeem("web-app", &uri).await.assert_error(400, "invalid_request_uri");
+    server
+        .redeem("web-app", &uri)
+        .await
+        .assert_error(400, "invalid_request_uri");
 }
 
 #[tokio::test]
@@ -76,7 +94,10 @@ async fn another_client_cannot_use_or_burn_a_handle() {
     // URI-01: the key is bound to the client, so a wrong client_id finds nothing to burn.
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    server.redeem("post-app", &uri).await.assert_error(400, "invalid_request_uri");
+    server
+        .redeem("post-app", &uri)
+        .await
+        .assert_error(400, "invalid_request_uri");
     assert_eq!(server.redeem("web-app", &uri).await.status, 200);
 }
 
@@ -84,7 +105,10 @@ async fn another_client_cannot_use_or_burn_a_handle() {
 async fn unknown_client_id_with_a_request_uri_is_refused_without_redirect() {
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    server.redeem("nobody", &uri).await.assert_error(400, "invalid_request");
+    server
+        .redeem("nobody", &uri)
+        .await
+        .assert_error(400, "invalid_request");
     assert_eq!(server.redeem("web-app", &uri).await.status, 200);
 }
 
@@ -98,16 +122,25 @@ async fn a_handle_dies_exactly_at_its_deadline() {
     clock.advance(Duration::from_millis(59_999));
     assert_eq!(server.redeem("web-app", &early).await.status, 200);
     clock.advance(Duration::from_millis(1));
-    server.redeem("web-app", &late).await.assert_error(400, "invalid_request_uri");
+    server
+        .redeem("web-app", &late)
+        .await
+        .assert_error(400, "invalid_request_uri");
 }
 
 #[tokio::test]
 async fn a_client_lifetime_is_its_deadline() {
     let clock = ManualClock::new();
     let server = server_with(&clock).await;
-    let uri = server.push(Some("short-lived:short-lived-secret"), "response_type=code").await.request_uri();
+    let uri = server
+        .push(Some("short-lived:short-lived-secret"), "response_type=code")
+        .await
+        .request_uri();
     clock.advance(Duration::from_secs(2));
-    server.redeem("short-lived", &uri).await.assert_error(400, "invalid_request_uri");
+    server
+        .redeem("short-lived", &uri)
+        .await
+        .assert_error(400, "invalid_request_uri");
 }
 
 #[tokio::test]
@@ -115,8 +148,15 @@ async fn request_uri_needs_a_client_id() {
     // AZ-02
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    server.get(&format!("/as/authorize?request_uri={}", enc(&uri))).await.assert_error(400, "invalid_request");
-    assert_eq!(server.redeem("web-app", &uri).await.status, 200, "the handle survived");
+    server
+        .get(&format!("/as/authorize?request_uri={}", enc(&uri)))
+        .await
+        .assert_error(400, "invalid_request");
+    assert_eq!(
+        server.redeem("web-app", &uri).await.status,
+        200,
+        "the handle survived"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +164,12 @@ async fn request_and_request_uri_together_are_refused() {
     // AZ-04
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    let reply = server.get(&format!("/as/authorize?client_id=web-app&request_uri={}&request=eyJ", enc(&uri))).await;
+    let reply = server
+        .get(&format!(
+            "/as/authorize?client_id=web-app&request_uri={}&request=eyJ",
+            enc(&uri)
+        ))
+        .await;
     reply.assert_error(400, "invalid_request");
 }
 
@@ -133,9 +178,19 @@ async fn duplicate_client_id_or_request_uri_is_refused() {
     // AZ-09
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    let reply = server.get(&format!("/as/authorize?client_id=web-app&request_uri={0}&request_uri={0}", enc(&uri))).await;
+    let reply = server
+        .get(&format!(
+            "/as/authorize?client_id=web-app&request_uri={0}&request_uri={0}",
+            enc(&uri)
+        ))
+        .await;
     reply.assert_error(400, "invalid_request");
-    let reply = server.get(&format!("/as/authorize?client_id=web-app&client_id=web-app&request_uri={}", enc(&uri))).await;
+    let reply = server
+        .get(&format!(
+            "/as/authorize?client_id=web-app&client_id=web-app&request_uri={}",
+            enc(&uri)
+        ))
+        .await;
     reply.assert_error(400, "invalid_request");
 }
 
@@ -148,7 +203,10 @@ async fn foreign_or_malformed_request_uris_are_invalid_request_uri() {
         "https://client.example.org/request.jwt",
         "urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
     ] {
-        server.redeem("web-app", uri).await.assert_error(400, "invalid_request_uri");
+        server
+            .redeem("web-app", uri)
+            .await
+            .assert_error(400, "invalid_request_uri");
     }
 }
 
@@ -158,12 +216,22 @@ async fn post_authorization_requests_are_swapped_too() {
     let server = server().await;
     let uri = server.push_web("scope=openid").await.request_uri();
     let request = http::Request::post(server.url("/as/authorize?stale=1"))
-        .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
-        .body(Full::new(Bytes::from(format!("client_id=web-app&request_uri={}", enc(&uri)))))
+        .header(
+            "content-type",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+        )
+        .body(Full::new(Bytes::from(format!(
+            "client_id=web-app&request_uri={}",
+            enc(&uri)
+        ))))
         .unwrap();
     let echo = server.send(request).await.json();
     assert_eq!(echo["method"], "POST");
-    assert_eq!(echo["query"], serde_json::Value::Null, "the front-channel query is dropped");
+    assert_eq!(
+        echo["query"],
+        serde_json::Value::Null,
+        "the front-channel query is dropped"
+    );
     assert_eq!(echo["content_type"], "application/x-www-form-urlencoded");
     assert_eq!(
         echo["body"],
@@ -190,9 +258,14 @@ async fn post_authorization_requests_must_be_forms() {
     let server = server().await;
     let request = http::Request::post(server.url("/as/authorize"))
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(b"{\"client_id\":\"par-required\"}")))
+        .body(Full::new(Bytes::from_static(
+            b"{\"client_id\":\"par-required\"}",
+        )))
         .unwrap();
-    server.send(request).await.assert_error(400, "invalid_request");
+    server
+        .send(request)
+        .await
+        .assert_error(400, "invalid_request");
 }
 
 #[tokio::test]
@@ -202,17 +275,39 @@ async fn require_par_per_client_and_globally() {
     let server = server_with(&clock).await;
     let plain = "/as/authorize?client_id=par-required&response_type=code&redirect_uri=https%3A%2F%2Fstrict.example.org%2Fcb";
     server.get(plain).await.assert_error(400, "invalid_request");
-    let uri = server.push(Some("par-required:par-required-secret"), "response_type=code").await.request_uri();
+    let uri = server
+        .push(
+            Some("par-required:par-required-secret"),
+            "response_type=code",
+        )
+        .await
+        .request_uri();
     assert_eq!(server.redeem("par-required", &uri).await.status, 200);
     // Other clients still pass through untouched.
-    let echo = server.get("/as/authorize?client_id=web-app&response_type=code").await.json();
+    let echo = server
+        .get("/as/authorize?client_id=web-app&response_type=code")
+        .await
+        .json();
     assert_eq!(echo["query"], "client_id=web-app&response_type=code");
     // A malformed query cannot smuggle a plain request past require_par.
-    server.get("/as/authorize?client_id=par-required&x=%ZZ").await.assert_error(400, "invalid_request");
+    server
+        .get("/as/authorize?client_id=par-required&x=%ZZ")
+        .await
+        .assert_error(400, "invalid_request");
 
-    let global = serve(builder(&clock).require_par(true).build().unwrap(), InnerMode::Echo).await;
-    global.get("/as/authorize?client_id=web-app&response_type=code").await.assert_error(400, "invalid_request");
-    global.get("/as/authorize").await.assert_error(400, "invalid_request");
+    let global = serve(
+        builder(&clock).require_par(true).build().unwrap(),
+        InnerMode::Echo,
+    )
+    .await;
+    global
+        .get("/as/authorize?client_id=web-app&response_type=code")
+        .await
+        .assert_error(400, "invalid_request");
+    global
+        .get("/as/authorize")
+        .await
+        .assert_error(400, "invalid_request");
 }
 
 #[tokio::test]
@@ -231,8 +326,14 @@ async fn other_paths_and_methods_pass_straight_through() {
     // Unrouted paths are the inner service's 404, not the layer's.
     assert_eq!(server.get("/missing").await.status, 404);
     // Authorization-endpoint methods the layer does not handle go through.
-    let request = http::Request::put(server.url("/as/authorize")).body(Full::default()).unwrap();
-    assert_eq!(server.send(request).await.status, 405, "axum's own 405 for PUT");
+    let request = http::Request::put(server.url("/as/authorize"))
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(
+        server.send(request).await.status,
+        405,
+        "axum's own 405 for PUT"
+    );
 }
 
 #[tokio::test]
@@ -251,8 +352,16 @@ async fn twenty_parallel_redemptions_have_one_winner() {
         for task in tasks {
             statuses.push(task.await.unwrap());
         }
-        assert_eq!(statuses.iter().filter(|&&s| s == 200).count(), 1, "{statuses:?}");
-        assert_eq!(statuses.iter().filter(|&&s| s == 400).count(), 19, "{statuses:?}");
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 200).count(),
+            1,
+            "{statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|&&s| s == 400).count(),
+            19,
+            "{statuses:?}"
+        );
     }
 }
 
@@ -261,20 +370,40 @@ async fn a_request_too_big_for_a_uri_still_reaches_the_inner_service_whole() {
     // rust-notes D10: http::Uri caps path and query at 64 KiB.
     let server = server().await;
     let big = "b".repeat(200_000);
-    let uri = server.push_web(&format!("authorization_details={big}")).await.request_uri();
+    let uri = server
+        .push_web(&format!("authorization_details={big}"))
+        .await
+        .request_uri();
     let reply = server.redeem("web-app", &uri).await;
     assert_eq!(reply.status, 200);
     let echo = reply.json();
-    assert_eq!(echo["query"], "client_id=web-app", "the URI names the client only");
+    assert_eq!(
+        echo["query"], "client_id=web-app",
+        "the URI names the client only"
+    );
     assert_eq!(echo["pushed"]["complete_in_uri"], false);
     let params = pushed_params(&echo);
-    assert_eq!(params.iter().find(|(n, _)| n == "authorization_details").unwrap().1.len(), 200_000);
+    assert_eq!(
+        params
+            .iter()
+            .find(|(n, _)| n == "authorization_details")
+            .unwrap()
+            .1
+            .len(),
+        200_000
+    );
 
     // The same request by POST travels whole in the body.
-    let uri = server.push_web(&format!("authorization_details={big}")).await.request_uri();
+    let uri = server
+        .push_web(&format!("authorization_details={big}"))
+        .await
+        .request_uri();
     let request = http::Request::post(server.url("/as/authorize"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(format!("client_id=web-app&request_uri={}", enc(&uri)))))
+        .body(Full::new(Bytes::from(format!(
+            "client_id=web-app&request_uri={}",
+            enc(&uri)
+        ))))
         .unwrap();
     let echo = server.send(request).await.json();
     assert!(echo["body"].as_str().unwrap().len() > 200_000);
@@ -295,7 +424,9 @@ async fn error_pages_can_be_rendered_by_the_integrator() {
         .build()
         .unwrap();
     let server = serve(layer, InnerMode::Echo).await;
-    let reply = server.redeem("web-app", "urn:ietf:params:oauth:request_uri:nope").await;
+    let reply = server
+        .redeem("web-app", "urn:ietf:params:oauth:request_uri:nope")
+        .await;
     assert_eq!(reply.status, 400);
     assert_eq!(reply.header("content-type"), Some("text/html"));
     assert_eq!(&reply.body[..], b"<p>invalid_request_uri</p>");
@@ -308,7 +439,13 @@ struct Mutable(Arc<Mutex<Vec<Arc<Client>>>>);
 
 impl ClientRegistry for Mutable {
     fn client<'a>(&'a self, id: &'a str) -> RegistryFuture<'a> {
-        let found = self.0.lock().unwrap().iter().find(|c| c.client_id() == id).cloned();
+        let found = self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|c| c.client_id() == id)
+            .cloned();
         Box::pin(async move { Ok(found) })
     }
 }
@@ -318,18 +455,33 @@ async fn a_redirect_uri_deregistered_after_the_push_is_refused() {
     // AZ-06, SEC-04
     let registry = Mutable::default();
     let register = |uris: &[&str]| {
-        let mut builder = Client::builder("app").secret("s").grant_type("authorization_code");
+        let mut builder = Client::builder("app")
+            .secret("s")
+            .grant_type("authorization_code");
         for uri in uris {
             builder = builder.redirect_uri(*uri);
         }
         *registry.0.lock().unwrap() = vec![Arc::new(builder.build().unwrap())];
     };
     register(&["https://a.example/cb", "https://b.example/cb"]);
-    let layer = ParLayer::builder().issuer(ISSUER).clients(registry.clone()).build().unwrap();
+    let layer = ParLayer::builder()
+        .issuer(ISSUER)
+        .clients(registry.clone())
+        .build()
+        .unwrap();
     let server = serve(layer, InnerMode::Echo).await;
-    let uri = server.push(Some("app:s"), "response_type=code&redirect_uri=https%3A%2F%2Fa.example%2Fcb").await.request_uri();
+    let uri = server
+        .push(
+            Some("app:s"),
+            "response_type=code&redirect_uri=https%3A%2F%2Fa.example%2Fcb",
+        )
+        .await
+        .request_uri();
     register(&["https://b.example/cb"]);
-    server.redeem("app", &uri).await.assert_error(400, "invalid_request");
+    server
+        .redeem("app", &uri)
+        .await
+        .assert_error(400, "invalid_request");
 }
 
 /// A store that is down.
@@ -342,13 +494,23 @@ impl ParStore for DownStore {
     fn take(&self, _: StoreKey, _: std::time::SystemTime) -> StoreFuture<'_, Option<Record>> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
-    fn open(&self, _: StoreKey, _: std::time::SystemTime, _: Duration) -> StoreFuture<'_, Option<Record>> {
+    fn open(
+        &self,
+        _: StoreKey,
+        _: std::time::SystemTime,
+        _: Duration,
+    ) -> StoreFuture<'_, Option<Record>> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
     fn complete(&self, _: StoreKey, _: std::time::SystemTime) -> StoreFuture<'_, bool> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
-    fn remember(&self, _: StoreKey, _: std::time::SystemTime, _: std::time::SystemTime) -> StoreFuture<'_, bool> {
+    fn remember(
+        &self,
+        _: StoreKey,
+        _: std::time::SystemTime,
+        _: std::time::SystemTime,
+    ) -> StoreFuture<'_, bool> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
 }
@@ -356,11 +518,20 @@ impl ParStore for DownStore {
 #[tokio::test]
 async fn an_unavailable_store_fails_closed() {
     // design.md error table: 503 temporarily_unavailable at both endpoints, never a pass-through.
-    let layer = builder(&ManualClock::new()).store(DownStore).build().unwrap();
+    let layer = builder(&ManualClock::new())
+        .store(DownStore)
+        .build()
+        .unwrap();
     let server = serve(layer, InnerMode::Echo).await;
-    server.push_web("").await.assert_error(503, "temporarily_unavailable");
+    server
+        .push_web("")
+        .await
+        .assert_error(503, "temporarily_unavailable");
     let uri = "urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    server.redeem("web-app", uri).await.assert_error(503, "temporarily_unavailable");
+    server
+        .redeem("web-app", uri)
+        .await
+        .assert_error(503, "temporarily_unavailable");
 }
 
 #[tokio::test]
@@ -371,18 +542,40 @@ async fn metadata_is_served_when_asked() {
         .build()
         .unwrap();
     let server = serve(layer, InnerMode::Echo).await;
-    for path in ["/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"] {
+    for path in [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
         let reply = server.get(path).await;
         assert_eq!(reply.status, 200, "{path}");
         let doc = reply.json();
         assert_eq!(doc["issuer"], ISSUER);
-        assert_eq!(doc["authorization_endpoint"], "https://as.example.com/as/authorize");
-        assert_eq!(doc["pushed_authorization_request_endpoint"], "https://as.example.com/as/par");
+        assert_eq!(
+            doc["authorization_endpoint"],
+            "https://as.example.com/as/authorize"
+        );
+        assert_eq!(
+            doc["pushed_authorization_request_endpoint"],
+            "https://as.example.com/as/par"
+        );
         assert_eq!(doc["require_pushed_authorization_requests"], false);
         assert_eq!(doc["token_endpoint"], "https://as.example.com/token");
-        assert!(doc["token_endpoint_auth_methods_supported"].as_array().unwrap().contains(&"none".into()));
-        assert_eq!(doc["code_challenge_methods_supported"], serde_json::json!(["S256"]));
+        assert!(doc["token_endpoint_auth_methods_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"none".into()));
+        assert_eq!(
+            doc["code_challenge_methods_supported"],
+            serde_json::json!(["S256"])
+        );
     }
     // Without serve_metadata the well-known paths are the inner service's.
-    assert_eq!(server_with(&ManualClock::new()).await.get("/.well-known/oauth-authorization-server").await.status, 404);
+    assert_eq!(
+        server_with(&ManualClock::new())
+            .await
+            .get("/.well-known/oauth-authorization-server")
+            .await
+            .status,
+        404
+    );
 }

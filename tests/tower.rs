@@ -20,7 +20,9 @@ fn assert_service_traits<S: Clone + Send + Sync + 'static>(_: &S) {}
 async fn router_layer_reaches_the_par_path_through_the_fallback() {
     // The README's headline shape: Router::route(..).layer(par).
     let par = builder(&ManualClock::new()).build().unwrap();
-    let app: Router = Router::new().route("/as/authorize", get(|| async { "inner" })).layer(par);
+    let app: Router = Router::new()
+        .route("/as/authorize", get(|| async { "inner" }))
+        .layer(par);
     let request = http::Request::post("/as/par")
         .header("content-type", "application/x-www-form-urlencoded")
         .header("authorization", "Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA==")
@@ -29,14 +31,23 @@ async fn router_layer_reaches_the_par_path_through_the_fallback() {
     let response = app.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 201);
     let body = response.into_body().collect().await.unwrap().to_bytes();
-    let uri = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["request_uri"].as_str().unwrap().to_owned();
+    let uri = serde_json::from_slice::<serde_json::Value>(&body).unwrap()["request_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
-    let request = http::Request::get(format!("/as/authorize?client_id=web-app&request_uri={}", enc(&uri)))
-        .body(Body::empty())
-        .unwrap();
+    let request = http::Request::get(format!(
+        "/as/authorize?client_id=web-app&request_uri={}",
+        enc(&uri)
+    ))
+    .body(Body::empty())
+    .unwrap();
     let response = app.oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(&response.into_body().collect().await.unwrap().to_bytes()[..], b"inner");
+    assert_eq!(
+        &response.into_body().collect().await.unwrap().to_bytes()[..],
+        b"inner"
+    );
 }
 
 #[tokio::test]
@@ -45,7 +56,9 @@ async fn wrapping_a_whole_router_keeps_it_clone_send_sync_and_infallible() {
     let service: ParService<Router> = par.layer(inner_app(InnerMode::Echo));
     assert_service_traits(&service);
     let _: fn(&ParService<Router>) -> Result<(), Infallible> = |_| Ok(());
-    let response = service.oneshot(http::Request::get("/other").body(Body::empty()).unwrap()).await;
+    let response = service
+        .oneshot(http::Request::get("/other").body(Body::empty()).unwrap())
+        .await;
     let response: http::Response<_> = match response {
         Ok(response) => response,
         Err(never) => match never {},
@@ -73,7 +86,10 @@ impl Service<http::Request<RequestBody<Body>>> for NotReady {
 
 #[tokio::test]
 async fn backpressure_of_the_inner_service_is_propagated() {
-    let mut service = builder(&ManualClock::new()).build().unwrap().layer(NotReady);
+    let mut service = builder(&ManualClock::new())
+        .build()
+        .unwrap()
+        .layer(NotReady);
     let waker = futures_task_noop();
     let mut cx = Context::from_waker(&waker);
     assert!(Service::<http::Request<Body>>::poll_ready(&mut service, &mut cx).is_pending());

@@ -24,7 +24,8 @@ use tokio::{
 };
 use tower::Layer as _;
 use tower_par::{
-    Completion, ManualClock, MemoryStore, ParLayer, ParLayerBuilder, PushedAuthorizationRequest, StaticClients,
+    Completion, ManualClock, MemoryStore, ParLayer, ParLayerBuilder, PushedAuthorizationRequest,
+    StaticClients,
 };
 
 pub const ISSUER: &str = "https://as.example.com";
@@ -34,7 +35,11 @@ pub const SPA_CB: &str = "http://127.0.0.1:8080/callback";
 pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 pub fn clients() -> StaticClients {
-    StaticClients::from_json_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clients.json")).unwrap()
+    StaticClients::from_json_file(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/clients.json"
+    ))
+    .unwrap()
 }
 
 /// The default builder of the tests: demo clients, a manual clock, a memory store.
@@ -49,9 +54,16 @@ pub fn builder(clock: &ManualClock) -> ParLayerBuilder {
 /// What the inner authorization endpoint saw, echoed back as JSON.
 async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response::Response {
     let (parts, body) = request.into_parts();
-    let pushed = parts.extensions.get::<PushedAuthorizationRequest>().cloned();
+    let pushed = parts
+        .extensions
+        .get::<PushedAuthorizationRequest>()
+        .cloned();
     let completion = parts.extensions.get::<Completion>().cloned();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let echo = json!({
         "method": parts.method.as_str(),
         "path": parts.uri.path(),
@@ -68,9 +80,15 @@ async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response
         InnerMode::Echo => Json(echo).into_response(),
         InnerMode::Redirect => {
             // Completes like a real authorization endpoint: redirect to the pushed redirect_uri.
-            let Some(pushed) = pushed else { return Json(echo).into_response() };
+            let Some(pushed) = pushed else {
+                return Json(echo).into_response();
+            };
             let redirect_uri = pushed.get("redirect_uri").unwrap_or(WEB_CB).to_owned();
-            let location = format!("{redirect_uri}?code=c-{}&state={}", rand_suffix(), pushed.get("state").unwrap_or(""));
+            let location = format!(
+                "{redirect_uri}?code=c-{}&state={}",
+                rand_suffix(),
+                pushed.get("state").unwrap_or("")
+            );
             (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
         }
         InnerMode::ExplicitCompletion => {
@@ -127,7 +145,9 @@ pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let service = service.clone();
             tokio::spawn(async move {
                 let hyper_service = hyper_util::service::TowerToHyperService::new(service);
@@ -138,7 +158,12 @@ pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
         }
     });
     let client = Client::builder(TokioExecutor::new()).build_http();
-    TestServer { addr, base: format!("http://{addr}"), client, task }
+    TestServer {
+        addr,
+        base: format!("http://{addr}"),
+        client,
+        task,
+    }
 }
 
 /// A response, read whole.
@@ -151,7 +176,8 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -161,18 +187,36 @@ impl Reply {
     /// Asserts an RFC 6749 §5.2 error: status, `error`, JSON, no-store.
     #[track_caller]
     pub fn assert_error(&self, status: u16, error: &str) {
-        assert_eq!(self.status, status, "status; body: {}", String::from_utf8_lossy(&self.body));
-        assert_eq!(self.json()["error"], error, "error code; body: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            status,
+            "status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(
+            self.json()["error"],
+            error,
+            "error code; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         assert!(self.json()["error_description"].is_string());
         assert_eq!(self.header("content-type"), Some("application/json"));
         assert_eq!(self.header("cache-control"), Some("no-store"));
-        assert!(self.header("location").is_none(), "an error must never redirect");
+        assert!(
+            self.header("location").is_none(),
+            "an error must never redirect"
+        );
     }
 
     /// The request_uri of a 201.
     #[track_caller]
     pub fn request_uri(&self) -> String {
-        assert_eq!(self.status, 201, "push failed: {}", String::from_utf8_lossy(&self.body));
+        assert_eq!(
+            self.status,
+            201,
+            "push failed: {}",
+            String::from_utf8_lossy(&self.body)
+        );
         self.json()["request_uri"].as_str().unwrap().to_owned()
     }
 }
@@ -182,7 +226,11 @@ impl TestServer {
         let response = self.client.request(request).await.expect("request failed");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Reply { status: parts.status.as_u16(), headers: parts.headers, body }
+        Reply {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
     }
 
     pub fn url(&self, path_and_query: &str) -> String {
@@ -194,14 +242,25 @@ impl TestServer {
         let mut request = http::Request::post(self.url("/as/par"))
             .header("content-type", "application/x-www-form-urlencoded");
         if let Some(credentials) = basic {
-            request = request.header("authorization", format!("Basic {}", STANDARD.encode(credentials)));
+            request = request.header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode(credentials)),
+            );
         }
-        self.send(request.body(Full::new(Bytes::from(form.to_owned()))).unwrap()).await
+        self.send(
+            request
+                .body(Full::new(Bytes::from(form.to_owned())))
+                .unwrap(),
+        )
+        .await
     }
 
     /// A valid push by `web-app` (client_secret_basic) with extra form parameters appended.
     pub async fn push_web(&self, extra: &str) -> Reply {
-        let mut form = format!("response_type=code&client_id=web-app&redirect_uri={}&state=xyz", enc(WEB_CB));
+        let mut form = format!(
+            "response_type=code&client_id=web-app&redirect_uri={}&state=xyz",
+            enc(WEB_CB)
+        );
         if !extra.is_empty() {
             form.push('&');
             form.push_str(extra);
@@ -210,12 +269,22 @@ impl TestServer {
     }
 
     pub async fn get(&self, path_and_query: &str) -> Reply {
-        self.send(http::Request::get(self.url(path_and_query)).body(Full::default()).unwrap()).await
+        self.send(
+            http::Request::get(self.url(path_and_query))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
     }
 
     /// GET the authorization endpoint with client_id and request_uri.
     pub async fn redeem(&self, client_id: &str, request_uri: &str) -> Reply {
-        self.get(&format!("/as/authorize?client_id={}&request_uri={}", enc(client_id), enc(request_uri))).await
+        self.get(&format!(
+            "/as/authorize?client_id={}&request_uri={}",
+            enc(client_id),
+            enc(request_uri)
+        ))
+        .await
     }
 
     /// Sends raw bytes on a fresh connection and reads the response head and what follows.
@@ -251,7 +320,12 @@ pub fn pushed_params(echo: &Value) -> Vec<(String, String)> {
         .as_array()
         .expect("the request was not pushed")
         .iter()
-        .map(|p| (p[0].as_str().unwrap().to_owned(), p[1].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_owned(),
+                p[1].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
