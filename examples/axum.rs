@@ -28,7 +28,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .issuer("http://127.0.0.1:3000")
         .clients(StaticClients::from_json_str(include_str!("clients.json"))?)
         .build()?;
-    let app = Router::new().route("/as/authorize", get(authorize).post(authorize)).layer(par);
+    let app = Router::new()
+        .route("/as/authorize", get(authorize).post(authorize))
+        .layer(par);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(listener, app).await?;

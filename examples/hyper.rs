@@ -15,9 +15,18 @@ use tower::{service_fn, Layer as _};
 use tower_par::{ParLayer, PushedAuthorizationRequest, RequestBody, StaticClients};
 
 /// The authorization endpoint: a plain function over `http` types.
-async fn authorize(request: Request<RequestBody<Incoming>>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let pushed = request.extensions().get::<PushedAuthorizationRequest>().is_some();
-    let text = format!("{} {} (pushed: {pushed})\n", request.method(), request.uri());
+async fn authorize(
+    request: Request<RequestBody<Incoming>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let pushed = request
+        .extensions()
+        .get::<PushedAuthorizationRequest>()
+        .is_some();
+    let text = format!(
+        "{} {} (pushed: {pushed})\n",
+        request.method(),
+        request.uri()
+    );
     Ok(Response::new(Full::new(Bytes::from(text))))
 }
 
@@ -34,7 +43,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (stream, _) = listener.accept().await?;
         let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
-            if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+            if let Err(err) = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 eprintln!("connection error: {err}");
             }
         });

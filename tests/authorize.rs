@@ -56,7 +56,7 @@ async fn the_inner_service_receives_exactly_the_pushed_request() {
 async fn values_round_trip_exactly() {
     // PAR-03: `+`, `%20`, `%2B`, UTF-8 and reserved characters survive push and swap.
     let server = server().await;
-    let uri = server.push_web("state=a+b%20c%2Bd&claims=%7B%22x%22%3A1%7D&ui_locales=z%C3%B6%20%E6%97%A5&x=%26%3D%3F%23").await.request_uri();
+    let uri = server.push_web("note=a+b%20c%2Bd&claims=%7B%22x%22%3A1%7D&ui_locales=z%C3%B6%20%E6%97%A5&x=%26%3D%3F%23").await.request_uri();
     let echo = server.redeem("web-app", &uri).await.json();
     let params = pushed_params(&echo);
     let get = |name: &str| {
@@ -66,7 +66,7 @@ async fn values_round_trip_exactly() {
             .map(|(_, v)| v.clone())
             .unwrap()
     };
-    assert_eq!(get("state"), "a b c+d");
+    assert_eq!(get("note"), "a b c+d");
     assert_eq!(get("claims"), "{\"x\":1}");
     assert_eq!(get("ui_locales"), "zö 日");
     assert_eq!(get("x"), "&=?#");
@@ -74,7 +74,7 @@ async fn values_round_trip_exactly() {
     assert!(echo["query"]
         .as_str()
         .unwrap()
-        .contains("state=a%20b%20c%2Bd"));
+        .contains("note=a%20b%20c%2Bd"));
 }
 
 #[tokio::test]
