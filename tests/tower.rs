@@ -96,5 +96,9 @@ async fn backpressure_of_the_inner_service_is_propagated() {
 }
 
 fn futures_task_noop() -> std::task::Waker {
-    std::task::Waker::noop().clone()
+    struct Noop;
+    impl std::task::Wake for Noop {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    std::task::Waker::from(std::sync::Arc::new(Noop))
 }
