@@ -78,7 +78,17 @@ async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response
     });
     match mode {
         InnerMode::Echo => Json(echo).into_response(),
-        InnerMode::Redirect => {
+        InnerMode::Login
+            if !parts
+                .headers
+                .get("cookie")
+                .is_some_and(|c| c.as_bytes().starts_with(b"session=")) =>
+        {
+            // A login round-trip: not the authorization response.
+            let location = format!("/login?return={}", enc(&parts.uri.to_string()));
+            (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
+        }
+        InnerMode::Login | InnerMode::Redirect => {
             // Completes like a real authorization endpoint: redirect to the pushed redirect_uri.
             let Some(pushed) = pushed else {
                 return Json(echo).into_response();
@@ -114,6 +124,8 @@ pub enum InnerMode {
     Echo,
     /// 303 to the pushed redirect_uri with a code.
     Redirect,
+    /// Without a `session` cookie: 303 to /login; with it: like `Redirect`.
+    Login,
     /// Calls `Completion::complete` and reports the outcome.
     ExplicitCompletion,
 }
@@ -271,6 +283,22 @@ impl TestServer {
     pub async fn get(&self, path_and_query: &str) -> Reply {
         self.send(
             http::Request::get(self.url(path_and_query))
+                .body(Full::default())
+                .unwrap(),
+        )
+        .await
+    }
+
+    /// GET the authorization endpoint with a session cookie (InnerMode::Login).
+    pub async fn redeem_signed_in(&self, client_id: &str, request_uri: &str) -> Reply {
+        let url = self.url(&format!(
+            "/as/authorize?client_id={}&request_uri={}",
+            enc(client_id),
+            enc(request_uri)
+        ));
+        self.send(
+            http::Request::get(url)
+                .header("cookie", "session=1")
                 .body(Full::default())
                 .unwrap(),
         )
