@@ -170,10 +170,9 @@ async function assertPushRejected(promise, status, error) {
 }
 
 /**
- * Reads the echo server's answer as `{ pushed, params }`, where `params` maps each name to
- * its value (a string, or an array if the parameter was repeated). The contract fixes the
- * content (every parameter received, and whether the request was pushed) but not the JSON
- * shape, so the common shapes are accepted; anything else fails with the body shown.
+ * Reads the echo server's answer, `{"params": [[name, value], ...], "pushed": bool, ...}`,
+ * as `{ pushed, params }` where `params` maps each name to its value (an array of values if
+ * the name was repeated).
  */
 async function readEcho(response) {
   assert.equal(response.status, 200, 'echo mode answers 200');
@@ -181,23 +180,15 @@ async function readEcho(response) {
   const body = await response.json();
   const shown = JSON.stringify(body);
   assert.equal(typeof body?.pushed, 'boolean', `echo body has a boolean "pushed": ${shown}`);
-  const raw = body.params ?? body.parameters ?? body.query;
-  assert.ok(raw && typeof raw === 'object', `echo body has a parameter collection: ${shown}`);
+  assert.ok(Array.isArray(body.params), `echo body has a "params" array: ${shown}`);
   const params = {};
-  const add = (name, value) => {
-    if (name in params) params[name] = [].concat(params[name], value);
-    else params[name] = value;
-  };
-  if (Array.isArray(raw)) {
-    for (const item of raw) {
-      if (Array.isArray(item) && item.length === 2) add(item[0], item[1]);
-      else if (item && typeof item.name === 'string') add(item.name, item.value);
-      else assert.fail(`unrecognised echo parameter entry ${JSON.stringify(item)} in ${shown}`);
-    }
-  } else {
-    for (const [name, value] of Object.entries(raw)) {
-      params[name] = Array.isArray(value) && value.length === 1 ? value[0] : value;
-    }
+  for (const pair of body.params) {
+    assert.ok(
+      Array.isArray(pair) && pair.length === 2 && pair.every((x) => typeof x === 'string'),
+      `echo parameter is a [name, value] pair: ${JSON.stringify(pair)}`,
+    );
+    const [name, value] = pair;
+    params[name] = name in params ? [].concat(params[name], value) : value;
   }
   return { pushed: body.pushed, params };
 }
