@@ -2,3 +2,8 @@
 #![forbid(unsafe_code)]
 
 pub mod store;
+
+#[cfg(feature = "jwt")]
+pub(crate) mod jwt;
+#[cfg(feature = "jwt")]
+pub use jwt::{ClientKeys, KeyError};
