@@ -54,6 +54,8 @@ pub mod client;
 mod clock;
 mod error;
 mod future;
+#[cfg(feature = "jwt")]
+mod jwt;
 mod layer;
 mod metadata;
 mod params;
@@ -72,6 +74,12 @@ pub use self::{
     params::PushedAuthorizationRequest,
     service::ParService,
     store::{MemoryStore, ParStore},
+};
+
+#[cfg(feature = "jwt")]
+pub use self::{
+    client::JwtSettings,
+    jwt::{ClientKeys, KeyError},
 };
 
 /// The boxed error type of request bodies.

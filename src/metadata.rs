@@ -65,7 +65,7 @@ pub(crate) fn fragment(config: &Config) -> Map<String, Value> {
         json!(challenge_methods),
     );
     #[cfg(feature = "jwt")]
-    crate::client::jwt_metadata(&mut map);
+    crate::client::jwt_metadata(config, &mut map);
     map
 }
 

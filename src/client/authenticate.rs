@@ -54,7 +54,7 @@ pub(crate) async fn authenticate(
         Presented::Assertion { .. } => {
             #[cfg(feature = "jwt")]
             {
-                return crate::jwt::authenticate_assertion(config, pairs, &presented_assertion(&presented)).await;
+                return super::authenticate_assertion(config, pairs, presented_assertion(&presented)).await;
             }
             #[cfg(not(feature = "jwt"))]
             return Err(OAuthError::invalid_client(

@@ -2,9 +2,17 @@
 //! [`StaticClients`].
 
 pub(crate) mod authenticate;
+#[cfg(feature = "jwt")]
+mod signed;
 mod static_clients;
 
-pub(crate) use self::authenticate::authenticate;
+pub(crate) use self::authenticate::{authenticate, Authenticated};
+#[cfg(feature = "jwt")]
+pub use self::signed::JwtSettings;
+#[cfg(feature = "jwt")]
+pub(crate) use self::signed::{
+    authenticate_assertion, metadata as jwt_metadata, pushed_params as jwt_params,
+};
 pub use self::static_clients::StaticClients;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
