@@ -24,8 +24,12 @@
 //! Every backend runs the one shared test-suite in `test_suite` (feature `test-suite`).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use std::{
     fmt,
