@@ -445,3 +445,29 @@ async fn bad_configuration_is_reported_at_connect() {
         assert!(started.elapsed() < Duration::from_secs(3), "{url}");
     }
 }
+
+/// `rediss://` with a private CA (feature `redis-tls`); an untrusted server is refused.
+#[cfg(feature = "redis-tls")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_private_ca() {
+    let server = RedisServer::start_tls();
+    let ca = server.tls_ca_pem().expect("TLS server").to_vec();
+    let s = RedisStore::connect(config(&server, &fresh_prefix()).tls_root_certificates(ca))
+        .await
+        .expect("connect over TLS");
+    let now = SystemTime::now();
+    s.put(key(1), record(now + Duration::from_secs(60), "tls"), now)
+        .await
+        .unwrap();
+    assert!(s.take(key(1), now).await.unwrap().is_some());
+    // The system roots do not know the test CA; plain TCP does not speak TLS.
+    assert!(matches!(
+        RedisStore::connect(config(&server, "x")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+    let plain = RedisStoreConfig::new(server.url().replace("rediss://", "redis://"));
+    assert!(matches!(
+        RedisStore::connect(plain.op_timeout(OP_TIMEOUT)).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}

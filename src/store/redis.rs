@@ -1,44 +1,4 @@
-//! A [`ParStore`] on Redis, for deployments where the push and the redirect can land on
-//! different nodes.
-//!
-//! Every operation is one Lua script, so each is atomic on the Redis server: of any number of
-//! concurrent takes of one key, across any number of nodes, exactly one gets the record.
-//!
-//! # Layout in Redis
-//!
-//! * `<prefix>:<key hex>`: the record, [`Record::to_bytes`] (its `expires_at` inside), or for
-//!   [`ParStore::remember`] the `until` deadline in decimal milliseconds.
-//! * `<prefix>:<key hex>:opened`: present once [`ParStore::open`] has started the retention
-//!   window; holds the window's end in decimal milliseconds.
-//! * `<prefix>:live`: only with [`RedisStoreConfig::max_entries`]; a sorted set of the live
-//!   records scored by their deadline, which is how capacity is counted.
-//!
-//! # Time
-//!
-//! Liveness is decided by the `now` each call passes in (the layer's clock), never by Redis'
-//! clock: a record whose deadline is not after `now` is dead even while Redis still holds it.
-//! Redis' own expiry only reclaims memory. It is set as a *relative* TTL (`PX deadline - now`)
-//! rather than an absolute `PXAT`, so a clock difference between a node and the Redis host
-//! cannot make Redis drop a live record early or keep a dead one long.
-//!
-//! # Requirements on the Redis server
-//!
-//! * A standalone server (or the primary of a Sentinel setup); Redis Cluster is not supported,
-//!   because the scripts touch a record and the shared `live` set in one call.
-//! * `maxmemory-policy noeviction` (the default). Under any `allkeys-*` or `volatile-*` policy
-//!   Redis may evict live records when memory runs short, and a client would then hold a
-//!   `request_uri` that cannot be redeemed. With `noeviction` a full Redis fails the write, which
-//!   the store reports as [`StoreError::Unavailable`].
-//! * Replication is asynchronous: after a failover, a record taken on the old primary can come
-//!   back on the new one. Use `WAIT`-free single-primary setups, or accept that window.
-//!
-//! # Failing closed
-//!
-//! Every Redis error, and every operation that does not finish within
-//! [`RedisStoreConfig::op_timeout`], is [`StoreError::Unavailable`]. A timed-out `take` may
-//! still have removed the record on the server; the handle is then burnt, which is the safe
-//! side. The connection reconnects in the background, so the store recovers by itself when Redis
-//! comes back.
+//! The Redis [`ParStore`]; the user-facing documentation is on [`RedisStore`].
 
 use std::{
     fmt,
@@ -168,6 +128,8 @@ pub struct RedisStoreConfig {
     op_timeout: Duration,
     connect_timeout: Duration,
     max_entries: Option<u64>,
+    #[cfg(feature = "redis-tls")]
+    tls_root_certificates: Option<Vec<u8>>,
 }
 
 impl RedisStoreConfig {
@@ -189,6 +151,8 @@ impl RedisStoreConfig {
             op_timeout: Self::DEFAULT_OP_TIMEOUT,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
             max_entries: None,
+            #[cfg(feature = "redis-tls")]
+            tls_root_certificates: None,
         }
     }
 
@@ -228,17 +192,54 @@ impl RedisStoreConfig {
         self.max_entries = Some(max);
         self
     }
+
+    /// For `rediss://` (feature `redis-tls`): trust only the CA certificates in `pem` (one or
+    /// more PEM blocks) instead of the system's roots, e.g. for a Redis behind a private CA.
+    #[cfg(feature = "redis-tls")]
+    #[must_use]
+    pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls_root_certificates = Some(pem.into());
+        self
+    }
+
+    fn client(&self) -> Result<Client, StoreError> {
+        #[cfg(feature = "redis-tls")]
+        {
+            // rustls needs a process-wide crypto provider when the build enables more than one
+            // (another dependency may enable aws-lc-rs). Installing fails harmlessly when the
+            // application or a concurrent call has installed one already.
+            if rustls::crypto::CryptoProvider::get_default().is_none() {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+            }
+            if let Some(pem) = &self.tls_root_certificates {
+                return Client::build_with_tls(
+                    self.url.as_str(),
+                    ::redis::TlsCertificates {
+                        client_tls: None,
+                        root_cert: Some(pem.clone()),
+                    },
+                )
+                .map_err(unavailable);
+            }
+        }
+        Client::open(self.url.as_str()).map_err(unavailable)
+    }
 }
 
 impl fmt::Debug for RedisStoreConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RedisStoreConfig")
-            .field("url", &redact_userinfo(&self.url))
+        let mut d = f.debug_struct("RedisStoreConfig");
+        d.field("url", &redact_userinfo(&self.url))
             .field("prefix", &self.prefix)
             .field("op_timeout", &self.op_timeout)
             .field("connect_timeout", &self.connect_timeout)
-            .field("max_entries", &self.max_entries)
-            .finish()
+            .field("max_entries", &self.max_entries);
+        #[cfg(feature = "redis-tls")]
+        d.field(
+            "tls_root_certificates",
+            &self.tls_root_certificates.as_ref().map(|_| "…"),
+        );
+        d.finish()
     }
 }
 
@@ -257,9 +258,8 @@ fn redact_userinfo(url: &str) -> String {
 
 /// A [`ParStore`] on Redis (feature `redis`): one-time handles that hold across many nodes.
 ///
-/// Cloning is cheap; clones share one multiplexed connection, which reconnects by itself. See
-/// the [module documentation](self) for the key layout and the requirements on the server
-/// (notably `maxmemory-policy noeviction`). Needs a Tokio runtime.
+/// Cloning is cheap; clones share one multiplexed connection, which reconnects by itself. Needs
+/// a Tokio runtime. The `redis` feature needs Rust 1.88 (the `redis` crate's MSRV).
 ///
 /// ```no_run
 /// use std::{sync::Arc, time::Duration};
@@ -272,6 +272,48 @@ fn redact_userinfo(url: &str) -> String {
 /// let store: Arc<dyn ParStore> = Arc::new(RedisStore::connect(config).await?);
 /// # Ok(()) }
 /// ```
+///
+/// Every operation is one Lua script, so each is atomic on the Redis server: of any number of
+/// concurrent takes of one key, across any number of nodes, exactly one gets the record (the
+/// take script reads and deletes in one step, like `GETDEL`).
+///
+/// # Layout in Redis
+///
+/// * `<prefix>:<key hex>`: the record, [`Record::to_bytes`] (its `expires_at` inside), or for
+///   [`ParStore::remember`] the `until` deadline in decimal milliseconds.
+/// * `<prefix>:<key hex>:opened`: present once [`ParStore::open`] has started the retention
+///   window; holds the window's end in decimal milliseconds.
+/// * `<prefix>:live`: only with [`RedisStoreConfig::max_entries`]; a sorted set of the live
+///   records scored by their deadline, which is how capacity is counted.
+///
+/// # Time
+///
+/// Liveness is decided by the `now` each call passes in (the layer's clock), never by Redis'
+/// clock: a record whose deadline is not after `now` is dead even while Redis still holds it.
+/// Redis' own expiry only reclaims memory. It is set as a *relative* TTL (`PX deadline - now`)
+/// rather than an absolute `PXAT`, so a clock difference between a node and the Redis host
+/// cannot make Redis drop a live record early or keep a dead one long.
+///
+/// # Requirements on the Redis server
+///
+/// * A standalone server (or the primary of a Sentinel setup); Redis Cluster is not supported,
+///   because the scripts touch a record and the shared `live` set in one call.
+/// * `maxmemory-policy noeviction` (the default). Under any `allkeys-*` or `volatile-*` policy
+///   Redis may evict live records when memory runs short, and a client would then hold a
+///   `request_uri` that cannot be redeemed. With `noeviction` a full Redis fails the write, which
+///   the store reports as [`StoreError::Unavailable`].
+/// * Replication is asynchronous: after a failover, a record taken on the old primary can
+///   reappear on the new one, and a fresh push can be lost. Where that matters, run a single
+///   primary without automatic failover.
+/// * Tested with Redis 7.0; the scripts use only commands of Redis 3.2 and later.
+///
+/// # Failing closed
+///
+/// Every Redis error, and every operation that does not finish within
+/// [`RedisStoreConfig::op_timeout`], is [`StoreError::Unavailable`]. A timed-out `take` may
+/// still have removed the record on the server; the handle is then burnt, which is the safe
+/// side. The connection reconnects in the background, so the store recovers by itself when Redis
+/// comes back.
 #[derive(Clone)]
 pub struct RedisStore {
     conn: ConnectionManager,
@@ -291,7 +333,7 @@ impl RedisStore {
     /// Redis may be down, use [`RedisStore::connect_lazy`].
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
         let connect_timeout = config.connect_timeout;
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        let client = config.client()?;
         // One direct attempt gives a prompt and specific error ("connection refused", "auth
         // failed"); the manager would retry with backoff for seconds before giving up.
         run(connect_timeout, async {
@@ -313,7 +355,7 @@ impl RedisStore {
     ///
     /// Fails only for an invalid URL, or when called outside a Tokio runtime.
     pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, StoreError> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        let client = config.client()?;
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(StoreError::Unavailable(
                 "RedisStore must be created inside a Tokio runtime".into(),

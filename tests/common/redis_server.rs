@@ -26,6 +26,8 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// With TLS: the CA certificate (PEM) that signed the server's certificate.
+    tls_ca: Option<Vec<u8>>,
 }
 
 impl RedisServer {
@@ -35,6 +37,17 @@ impl RedisServer {
     ///
     /// When `redis-server` is missing or does not come up: a test needing Redis fails loudly.
     pub fn start() -> Self {
+        Self::start_with(false)
+    }
+
+    /// Like [`RedisServer::start`], but the server speaks only TLS, with a certificate for
+    /// `127.0.0.1` from a throwaway CA (made with the `openssl` command; see
+    /// [`RedisServer::tls_ca_pem`]).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
         let binary = find_binary();
         // Another process can grab the port between our probe and the server's bind; retry
         // with a new port in that case.
@@ -48,7 +61,13 @@ impl RedisServer {
                 port,
                 dir,
                 child: None,
+                tls_ca: None,
             };
+            if tls {
+                if let Err(e) = server.make_certificates() {
+                    panic!("cannot make TLS certificates for redis-server: {e}");
+                }
+            }
             match server.spawn_and_wait() {
                 Ok(()) => return server,
                 Err(e) => last_error = e,
@@ -57,9 +76,20 @@ impl RedisServer {
         panic!("could not start redis-server: {last_error}");
     }
 
-    /// `redis://127.0.0.1:<port>/` (database 0).
+    /// `redis://127.0.0.1:<port>/` (database 0), `rediss://…` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        let scheme = if self.tls_ca.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}/", self.port)
+    }
+
+    /// The CA certificate (PEM) a client must trust to reach a [`RedisServer::start_tls`]
+    /// server; `None` for a plain server.
+    pub fn tls_ca_pem(&self) -> Option<&[u8]> {
+        self.tls_ca.as_deref()
     }
 
     /// The port the server listens on (it keeps it across [`RedisServer::restart`]).
@@ -91,10 +121,31 @@ impl RedisServer {
     fn spawn_and_wait(&mut self) -> Result<(), String> {
         fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         let log = self.dir.join("redis.log");
-        let mut child = Command::new(&self.binary)
+        let port = self.port.to_string();
+        let mut command = Command::new(&self.binary);
+        command
             .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
-            .args(["--port", &self.port.to_string()])
-            .args(["--daemonize", "no", "--protected-mode", "yes"])
+            .args(["--daemonize", "no", "--protected-mode", "yes"]);
+        if self.tls_ca.is_some() {
+            command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "no",
+                ])
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.dir.join("ca.crt"));
+        } else {
+            command.args(["--port", &port]);
+        }
+        let mut child = command
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -110,7 +161,13 @@ impl RedisServer {
                 let log = fs::read_to_string(&log).unwrap_or_default();
                 return Err(format!("redis-server exited with {status}; log:\n{log}"));
             }
-            if ping(self.port) {
+            // A TLS port cannot be pinged in clear; accepting connections is enough there.
+            let ready = if self.tls_ca.is_some() {
+                listening(self.port)
+            } else {
+                ping(self.port)
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }
@@ -124,6 +181,77 @@ impl RedisServer {
             }
             thread::sleep(Duration::from_millis(20));
         }
+    }
+}
+
+impl RedisServer {
+    /// A CA and a server certificate for 127.0.0.1 in the server's directory.
+    fn make_certificates(&mut self) -> Result<(), String> {
+        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        fs::write(
+            self.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .map_err(|e| e.to_string())?;
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let steps: [&[&str]; 3] = [
+            &[
+                &["req", "-x509"],
+                &ec[..],
+                &["-keyout", "ca.key", "-out", "ca.crt"],
+                &["-days", "2", "-subj", "/CN=tower-par test CA"],
+            ]
+            .concat(),
+            &[
+                &["req"],
+                &ec[..],
+                &["-keyout", "server.key", "-out", "server.csr"],
+                &["-subj", "/CN=127.0.0.1"],
+            ]
+            .concat(),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        ];
+        for args in steps {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .map_err(|e| {
+                    format!("cannot run openssl (install it: apt-get install -y openssl): {e}")
+                })?;
+            if !output.status.success() {
+                return Err(format!(
+                    "openssl {args:?} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                ));
+            }
+        }
+        let ca = fs::read(self.dir.join("ca.crt")).map_err(|e| e.to_string())?;
+        self.tls_ca = Some(ca);
+        Ok(())
     }
 }
 
@@ -163,6 +291,12 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("cannot bind an ephemeral loopback port")
+}
+
+/// Whether something accepts connections on the port.
+fn listening(port: u16) -> bool {
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
 }
 
 /// Whether a Redis answers `PING` on the port.
