@@ -26,6 +26,9 @@
 mod memory;
 #[cfg(feature = "redis")]
 mod redis;
+/// The shared conformance test-suite for [`ParStore`] backends.
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
 
 pub use self::memory::MemoryStore;
 #[cfg(feature = "redis")]
