@@ -14,7 +14,9 @@ use std::{
 };
 
 use redis_server::RedisServer;
-use tower_par::store::{ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey};
+use tower_par::store::{
+    test_suite, ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey,
+};
 
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -53,31 +55,48 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("raw connection")
 }
 
+/// The shared store test-suite, unchanged; each store gets its own prefix, and a capacity.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn store_contract_on_redis() {
+async fn shared_test_suite() {
+    let server = RedisServer::start();
+    let url = server.url();
+    test_suite::run(|capacity| {
+        let config = RedisStoreConfig::new(url.clone())
+            .prefix(fresh_prefix())
+            .op_timeout(OP_TIMEOUT)
+            .max_entries(capacity);
+        async move { RedisStore::connect(config).await.expect("connect") }
+    })
+    .await;
+}
+
+/// The shared suite again, on stores without `max_entries` (the cheaper scripts); the capacity
+/// check is the one rule that does not apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_checks_without_a_maximum() {
+    let server = RedisServer::start();
+    let make = || async { store(&server, &fresh_prefix()).await };
+    test_suite::check_put_then_take(make().await).await;
+    test_suite::check_put_existing_key(make().await).await;
+    test_suite::check_expiry_at_exact_deadline(make().await).await;
+    test_suite::check_parallel_takes(std::sync::Arc::new(make().await)).await;
+    test_suite::check_open_then_complete(make().await).await;
+    test_suite::check_reopen_after_window(make().await).await;
+    test_suite::check_parallel_completes(std::sync::Arc::new(make().await)).await;
+    test_suite::check_remember(make().await).await;
+    test_suite::check_payload_round_trip(make().await).await;
+}
+
+/// Rules of the contract the shared suite leaves to backends that keep dead records around.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_records_never_block_or_resurface() {
     let server = RedisServer::start();
     let s = store(&server, &fresh_prefix()).await;
     let now = SystemTime::now();
     let later = now + Duration::from_secs(60);
 
-    // PAR-xx one-time use: put, take once, never again; put never overwrites.
-    s.put(key(1), record(later, "a"), now).await.unwrap();
-    assert!(matches!(
-        s.put(key(1), record(later, "b"), now).await,
-        Err(StoreError::Exists)
-    ));
-    let got = s.take(key(1), now).await.unwrap().expect("first take");
-    assert_eq!(got.payload().as_ref(), b"a");
-    assert_eq!(
-        got.expires_at_millis(),
-        record(later, "").expires_at_millis()
-    );
-    assert!(s.take(key(1), now).await.unwrap().is_none());
-
-    // Dead at `now >= expires_at` by the caller's clock, although Redis still holds it.
-    s.put(key(2), record(later, "x"), now).await.unwrap();
-    assert!(s.take(key(2), later).await.unwrap().is_none());
-    // A dead record does not block a new put of the same key.
+    // Dead at `now >= expires_at` by the caller's clock, although Redis still holds it; a dead
+    // record does not block a new put of the same key.
     s.put(key(3), record(later, "old"), now).await.unwrap();
     let after = later + Duration::from_secs(1);
     s.put(
@@ -92,54 +111,33 @@ async fn store_contract_on_redis() {
     // A record already dead when stored is never handed out.
     s.put(key(4), record(now, "dead"), now).await.unwrap();
     assert!(s.take(key(4), now).await.unwrap().is_none());
-
-    // Consumption at completion (URI-04): open keeps, complete takes once within the window.
-    let window = Duration::from_secs(30);
-    s.put(key(5), record(now + Duration::from_secs(10), "p"), now)
-        .await
-        .unwrap();
-    assert!(!s.complete(key(5), now).await.unwrap(), "never opened");
-    let t1 = now + Duration::from_secs(5);
-    assert_eq!(
-        s.open(key(5), t1, window)
-            .await
-            .unwrap()
-            .unwrap()
-            .payload()
-            .as_ref(),
-        b"p"
-    );
-    // Past expires_at but inside the window: still there.
-    let t2 = now + Duration::from_secs(20);
-    assert!(s.open(key(5), t2, window).await.unwrap().is_some());
-    assert!(s.complete(key(5), t2).await.unwrap());
-    assert!(!s.complete(key(5), t2).await.unwrap());
-    assert!(s.open(key(5), t2, window).await.unwrap().is_none());
-    // The window ends: gone for open and complete.
-    s.put(key(6), record(later, "q"), now).await.unwrap();
+    // An opened record whose window is over is dead for take too, even before its expires_at,
+    // and a put may then reuse the key.
+    s.put(key(5), record(later, "p"), now).await.unwrap();
+    let window = Duration::from_secs(5);
+    assert!(s.open(key(5), now, window).await.unwrap().is_some());
+    assert!(s.take(key(5), now + window).await.unwrap().is_none());
+    s.put(key(6), record(later, "p"), now).await.unwrap();
     assert!(s.open(key(6), now, window).await.unwrap().is_some());
-    let over = now + window;
-    assert!(s.open(key(6), over, window).await.unwrap().is_none());
-    assert!(!s.complete(key(6), over).await.unwrap());
-    // Never opened and expired: no first open.
-    s.put(key(7), record(now + Duration::from_secs(1), "r"), now)
+    assert!(matches!(
+        s.put(
+            key(6),
+            record(later, "q"),
+            now + window - Duration::from_millis(1)
+        )
+        .await,
+        Err(StoreError::Exists)
+    ));
+    s.put(key(6), record(later, "q"), now + window)
         .await
         .unwrap();
+    // Re-put after a dead opened record: it starts unopened (complete fails, open starts anew).
+    assert!(!s.complete(key(6), now + window).await.unwrap());
     assert!(s
-        .open(key(7), now + Duration::from_secs(1), window)
+        .open(key(6), now + window, window)
         .await
         .unwrap()
-        .is_none());
-
-    // Replay memory (JWT jti): true once until the deadline, then true again.
-    let jti = StoreKey::derive_tagged(b"jti", "https://as.example.com", "client", b"j1");
-    assert!(s.remember(jti, later, now).await.unwrap());
-    assert!(!s.remember(jti, later, now).await.unwrap());
-    assert!(!s
-        .remember(jti, later, later - Duration::from_millis(1))
-        .await
-        .unwrap());
-    assert!(s.remember(jti, after, later).await.unwrap());
+        .is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
