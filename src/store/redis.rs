@@ -454,19 +454,43 @@ impl ParStore for RedisStore {
     fn put(&self, key: StoreKey, record: Record, now: SystemTime) -> StoreFuture<'_, ()> {
         let now_ms = unix_millis(now);
         let deadline_ms = record.expires_at_millis();
+        let ttl_ms = ttl_millis(deadline_ms, now_ms);
+        let value = record.to_bytes();
+        let record_key = self.record_key(&key);
         let mut invocation = PUT.prepare_invoke();
         invocation
-            .key(self.record_key(&key))
+            .key(&record_key)
             .key(self.opened_key(&key))
             .key(&*self.live_key)
-            .arg(record.to_bytes())
+            .arg(&value)
             .arg(now_ms)
-            .arg(ttl_millis(deadline_ms, now_ms))
+            .arg(ttl_ms)
             .arg(deadline_ms)
             .arg(self.max_entries.map(|m| m.to_string()).unwrap_or_default());
         let mut conn = self.conn.clone();
+        let counted = self.max_entries.is_some();
         Box::pin(async move {
-            let outcome: i64 = run(self.op_timeout, invocation.invoke_async(&mut conn)).await?;
+            let outcome = run(self.op_timeout, async move {
+                if !counted {
+                    // Common path: the key is new (a fresh random handle), and a plain
+                    // `SET NX` is a third of a script's cost on the server. Only when the key
+                    // is present does the script decide whether that record is dead and may be
+                    // replaced; it re-reads the state, so the two steps stay linearizable.
+                    let stored: Option<String> = ::redis::cmd("SET")
+                        .arg(&record_key)
+                        .arg(&value)
+                        .arg("PX")
+                        .arg(ttl_ms)
+                        .arg("NX")
+                        .query_async(&mut conn)
+                        .await?;
+                    if stored.is_some() {
+                        return Ok(1);
+                    }
+                }
+                invocation.invoke_async::<i64>(&mut conn).await
+            })
+            .await?;
             match outcome {
                 1 => Ok(()),
                 0 => Err(StoreError::Exists),
