@@ -71,9 +71,11 @@ local opened = redis.call('GET', KEYS[2])
 local d = deadline(value, opened)
 if d == nil or now >= d then return false end
 if opened then return value end
--- First open: the window, not expires_at, now bounds the record's life.
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+-- First open: the window, not expires_at, now bounds the record's life. The record's TTL is
+-- set first so that it never outlives the marker: a record without its marker would look
+-- unopened and could be opened again.
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
 if ARGV[4] == '1' then redis.call('ZADD', KEYS[3], 'XX', ARGV[2], KEYS[1]) end
 return value
 ";
