@@ -24,11 +24,15 @@
 //! Every backend runs the one shared test-suite in `test_suite` (feature `test-suite`).
 
 mod memory;
+#[cfg(feature = "redis")]
+mod redis;
 /// The shared conformance test-suite for [`ParStore`] backends.
 #[cfg(feature = "test-suite")]
 pub mod test_suite;
 
 pub use self::memory::MemoryStore;
+#[cfg(feature = "redis")]
+pub use self::redis::{RedisStore, RedisStoreConfig};
 
 use std::{
     fmt,
