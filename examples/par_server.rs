@@ -287,12 +287,16 @@ async fn authorize(
         .extensions
         .get::<PushedAuthorizationRequest>()
         .cloned();
+    // Like any authorization endpoint, it reads the query (or the form): the layer has already
+    // put the pushed parameters there. Only a request too big for a URI is read from the layer's
+    // extension.
     let params: Vec<(String, String)> = match &pushed {
-        // The extension is complete even when the request was too big for a URI.
-        Some(pushed) => std::iter::once(("client_id".to_owned(), pushed.client_id().to_owned()))
-            .chain(pushed.iter().map(|(n, v)| (n.to_owned(), v.to_owned())))
-            .collect(),
-        None => {
+        Some(pushed) if !pushed.is_complete_in_uri() => {
+            std::iter::once(("client_id".to_owned(), pushed.client_id().to_owned()))
+                .chain(pushed.iter().map(|(n, v)| (n.to_owned(), v.to_owned())))
+                .collect()
+        }
+        _ => {
             let raw = if parts.method == axum::http::Method::POST {
                 body.collect()
                     .await
