@@ -1,7 +1,7 @@
 //! The PAR endpoint (RFC 9126 §2): method and size checks, strict form decoding, client
 //! authentication, validation as the authorization endpoint would do it, storage, `201`.
 
-use std::{fmt::Write as _, time::Duration};
+use std::{fmt::Write as _, sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use bytes::Bytes;
@@ -73,8 +73,9 @@ where
     let (parts, body) = req.into_parts();
     match accept(config, &parts, body).await {
         Ok(response) => response,
-        Err(err) => {
+        Err((err, client)) => {
             tracing::info!(
+                client_id = client.as_deref().map(Client::client_id),
                 error = err.code(),
                 reason = err.description(),
                 "pushed authorization request rejected"
@@ -84,23 +85,45 @@ where
     }
 }
 
-async fn accept<B>(config: &Config, parts: &Parts, body: B) -> Result<Response<Bytes>, OAuthError>
+/// A refusal, with the client when it had authenticated (for the log).
+type Rejection = (OAuthError, Option<Arc<Client>>);
+
+async fn accept<B>(config: &Config, parts: &Parts, body: B) -> Result<Response<Bytes>, Rejection>
 where
     B: Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    check_media_type(&parts.headers)?;
-    check_query(parts.uri.query())?;
-    let bytes = read_body(body, config.max_body).await?;
-    let pairs = params::parse(&bytes).map_err(form_error)?;
-    params::reject_duplicates(&pairs, REPEATABLE).map_err(form_error)?;
+    let unauthenticated = |err: OAuthError| (err, None);
+    check_media_type(&parts.headers).map_err(unauthenticated)?;
+    check_query(parts.uri.query()).map_err(unauthenticated)?;
+    let bytes = read_body(body, config.max_body)
+        .await
+        .map_err(unauthenticated)?;
+    let pairs = params::parse(&bytes).map_err(|e| (form_error(e), None))?;
+    params::reject_duplicates(&pairs, REPEATABLE).map_err(|e| (form_error(e), None))?;
     if params::first(&pairs, "request_uri").is_some() {
-        return Err(OAuthError::invalid_request(
+        return Err(unauthenticated(OAuthError::invalid_request(
             "request_uri must not be pushed (RFC 9126 section 2.1)",
-        ));
+        )));
     }
 
-    let client = authenticate(config, &parts.headers, &pairs).await?.client;
+    let client = authenticate(config, &parts.headers, &pairs)
+        .await
+        .map_err(unauthenticated)?
+        .client;
+    match store_request(config, parts, &client, pairs).await {
+        Ok(response) => Ok(response),
+        Err(err) => Err((err, Some(client))),
+    }
+}
+
+/// Everything after client authentication: request object and DPoP, validation, storage.
+async fn store_request(
+    config: &Config,
+    parts: &Parts,
+    client: &Client,
+    pairs: Vec<Pair<'_>>,
+) -> Result<Response<Bytes>, OAuthError> {
     let now = config.clock.now();
     let pushed = pushed_params(config, parts, &client, pairs, now).await?;
     validate(config, &client, &pushed.pairs)?;
