@@ -37,6 +37,23 @@ const MAX_PATH_AND_QUERY: usize = u16::MAX as usize - 1;
 /// completes by itself when the inner service answers with a redirect to the pushed
 /// `redirect_uri`; flows that answer otherwise (`response_mode=form_post`, custom flows) call
 /// [`Completion::complete`] before they hand out the authorization response.
+///
+/// ```
+/// use axum::{extract::Request, http::StatusCode};
+/// use tower_par::Completion;
+///
+/// // A form_post authorize handler completes before it writes the auto-submitting form.
+/// async fn authorize(request: Request) -> Result<String, StatusCode> {
+///     if let Some(completion) = request.extensions().get::<Completion>() {
+///         match completion.complete().await {
+///             Ok(true) => {}
+///             Ok(false) => return Err(StatusCode::BAD_REQUEST), // another tab finished first
+///             Err(_) => return Err(StatusCode::SERVICE_UNAVAILABLE),
+///         }
+///     }
+///     Ok("<form method=post action=https://client.example/cb>…</form>".into())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Completion {
     inner: Arc<CompletionState>,

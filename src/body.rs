@@ -17,7 +17,23 @@ pin_project! {
     /// the layer rebuilt from a pushed request (or re-issued after reading it at the
     /// authorization endpoint).
     ///
-    /// axum's `Router` and handlers accept it like any other body.
+    /// axum's `Router` and handlers accept it like any other body; a plain hyper or tower
+    /// service names it in its request type:
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt as _, Full};
+    /// use tower_par::RequestBody;
+    ///
+    /// async fn authorize(
+    ///     request: http::Request<RequestBody<Full<Bytes>>>,
+    /// ) -> Result<http::Response<Full<Bytes>>, Infallible> {
+    ///     // A rebuilt POST authorization request carries the pushed parameters in its body.
+    ///     let form = request.into_body().collect().await?.to_bytes();
+    ///     Ok(http::Response::new(Full::new(form)))
+    /// }
+    /// ```
     pub struct RequestBody<B> {
         #[pin]
         kind: Kind<B>,
@@ -27,6 +43,18 @@ pin_project! {
 pin_project! {
     /// The response body of [`ParService`](crate::ParService): the inner service's body,
     /// untouched, or a response the layer wrote itself (PAR answers and OAuth errors).
+    ///
+    /// It is an `http_body::Body` with the inner body's error type, so axum, hyper and tower-http
+    /// layers take it as they take the inner body:
+    ///
+    /// ```
+    /// use axum::response::IntoResponse;
+    /// use tower_par::ResponseBody;
+    ///
+    /// fn answer(response: http::Response<ResponseBody<axum::body::Body>>) -> axum::response::Response {
+    ///     response.into_response()
+    /// }
+    /// ```
     pub struct ResponseBody<B> {
         #[pin]
         kind: Kind<B>,

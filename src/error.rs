@@ -175,6 +175,13 @@ pub type ErrorResponder = Arc<dyn Fn(&OAuthError) -> Response<Bytes> + Send + Sy
 
 /// A problem in the layer's configuration, found by [`ParLayerBuilder::build`](crate::ParLayerBuilder::build)
 /// or while loading a clients file.
+///
+/// ```
+/// use tower_par::{ConfigError, ParLayer, StaticClients};
+///
+/// let err = ParLayer::builder().clients(StaticClients::default()).build().unwrap_err();
+/// assert!(matches!(err, ConfigError::Missing { setting: "issuer" }));
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum ConfigError {

@@ -14,6 +14,17 @@ use crate::{
 };
 
 /// Whether public clients, every client, or no client must use PKCE (RFC 7636) with `response_type=code`.
+///
+/// ```
+/// use tower_par::{ParLayer, PkceRequirement, StaticClients};
+///
+/// let layer = ParLayer::builder()
+///     .issuer("https://as.example.com")
+///     .clients(StaticClients::default())
+///     .pkce(PkceRequirement::AllClients)
+///     .build()
+///     .unwrap();
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PkceRequirement {
@@ -32,6 +43,19 @@ pub enum PkceRequirement {
 /// |---|---|---|
 /// | [`Strict`](Consumption::Strict) (default) | fails: the first hit consumed the handle | the authorize handler completes in one request (PingOne behaviour, RFC 9126 §7.3) |
 /// | [`AtCompletion`](Consumption::AtCompletion) | succeeds until the authorization response is produced | the handler shows login/consent pages that come back to `/authorize` (FAPI 2.0 §5.3.2.2 note 3) |
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_par::{Consumption, ParLayer, StaticClients};
+///
+/// let layer = ParLayer::builder()
+///     .issuer("https://as.example.com")
+///     .clients(StaticClients::default())
+///     .consumption(Consumption::AtCompletion { window: Duration::from_secs(900) })
+///     .build()
+///     .unwrap();
+/// assert_eq!(Consumption::at_completion(), Consumption::AtCompletion { window: Duration::from_secs(600) });
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Consumption {
@@ -160,6 +184,19 @@ impl fmt::Debug for ParLayer {
 }
 
 /// Builds a [`ParLayer`]; [`ParLayerBuilder::build`] checks the settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_par::{ParLayer, StaticClients};
+///
+/// let err = ParLayer::builder()
+///     .issuer("https://as.example.com")
+///     .clients(StaticClients::default())
+///     .default_lifetime(Duration::from_secs(601))
+///     .build()
+///     .unwrap_err();
+/// assert!(err.to_string().contains("1-600"));
+/// ```
 #[must_use]
 pub struct ParLayerBuilder {
     par_path: String,

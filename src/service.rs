@@ -25,6 +25,19 @@ use crate::{
 /// The inner service receives [`RequestBody<B>`](crate::RequestBody) (the original body, or the
 /// rebuilt form of a pushed request) and its errors stay its own: wrapped around an axum
 /// `Router`, the error type is still `Infallible`.
+///
+/// ```
+/// use std::convert::Infallible;
+/// use axum::{routing::get, Router};
+/// use tower::{Layer as _, Service};
+/// use tower_par::{ParLayer, ParService, StaticClients};
+///
+/// let par = ParLayer::builder().issuer("https://as.example.com").clients(StaticClients::default()).build().unwrap();
+/// let router: Router = Router::new().route("/as/authorize", get(|| async { "authorize" }));
+/// let service: ParService<Router> = par.layer(router);
+/// fn infallible<S: Service<axum::extract::Request, Error = Infallible>>(_: &S) {}
+/// infallible(&service);
+/// ```
 #[derive(Clone)]
 pub struct ParService<S> {
     inner: S,

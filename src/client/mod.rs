@@ -62,6 +62,13 @@ impl<T: ClientRegistry + ?Sized> ClientRegistry for Arc<T> {
 }
 
 /// A registry lookup that failed (the layer answers `503 temporarily_unavailable`).
+///
+/// ```
+/// use tower_par::client::RegistryError;
+///
+/// let err = RegistryError::new("database timeout");
+/// assert_eq!(err.to_string(), "client registry unavailable: database timeout");
+/// ```
 #[derive(Debug)]
 pub struct RegistryError(Box<dyn std::error::Error + Send + Sync>);
 
@@ -86,6 +93,13 @@ impl std::error::Error for RegistryError {
 
 /// How a client authenticates at the PAR endpoint (the same method it uses at the token
 /// endpoint, RFC 9126 §2). A client may use only its registered method.
+///
+/// ```
+/// use tower_par::client::AuthMethod;
+///
+/// assert_eq!(AuthMethod::ClientSecretBasic.as_str(), "client_secret_basic");
+/// assert!(!AuthMethod::None.is_confidential());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
@@ -171,6 +185,22 @@ impl fmt::Debug for ClientSecret {
 }
 
 /// A registered client, as the PAR endpoint and the authorization endpoint see it.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_par::client::{AuthMethod, Client};
+///
+/// let client = Client::builder("web-app")
+///     .secret("web-app-secret")
+///     .auth_method(AuthMethod::ClientSecretBasic)
+///     .redirect_uri("https://client.example.org/cb")
+///     .grant_type("authorization_code")
+///     .par_lifetime(Duration::from_secs(120))
+///     .build()
+///     .unwrap();
+/// assert!(client.has_redirect_uri("https://client.example.org/cb"));
+/// assert!(!client.has_redirect_uri("https://client.example.org/cb/"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct Client {
     client_id: String,
@@ -267,6 +297,14 @@ impl Client {
 }
 
 /// Builds a [`Client`]; [`ClientBuilder::build`] checks the registration.
+///
+/// ```
+/// use tower_par::client::{AuthMethod, Client};
+///
+/// // A confidential method without a secret is refused, naming the client.
+/// let err = Client::builder("svc").auth_method(AuthMethod::ClientSecretPost).build().unwrap_err();
+/// assert_eq!(err.to_string(), "client `svc`: auth_method client_secret_post needs a client_secret");
+/// ```
 #[derive(Debug)]
 #[must_use]
 pub struct ClientBuilder {

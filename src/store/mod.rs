@@ -126,6 +126,15 @@ impl<T: ParStore + ?Sized> ParStore for std::sync::Arc<T> {
 ///
 /// Deriving keys this way binds every record to its issuer and client, and keeps live handles out
 /// of the store.
+///
+/// ```
+/// use tower_par::store::StoreKey;
+///
+/// let a = StoreKey::derive("https://as.example.com", "web-app", b"handle");
+/// let b = StoreKey::derive("https://as.example.com", "other-app", b"handle");
+/// assert_ne!(a, b, "the same handle addresses nothing for another client");
+/// assert_eq!(a.to_hex().len(), 64);
+/// ```
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct StoreKey([u8; 32]);
 
@@ -185,6 +194,16 @@ impl fmt::Debug for StoreKey {
 ///
 /// The payload is opaque to stores; [`Record::to_bytes`] and [`Record::from_bytes`] give byte
 /// backends a stable encoding. Cloning is cheap (reference counted).
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use tower_par::store::Record;
+///
+/// let record = Record::new(UNIX_EPOCH + Duration::from_secs(60), "scope=openid");
+/// assert!(record.is_alive(UNIX_EPOCH + Duration::from_millis(59_999)));
+/// assert!(!record.is_alive(UNIX_EPOCH + Duration::from_secs(60)));
+/// assert_eq!(Record::from_bytes(&record.to_bytes()), Some(record));
+/// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
     expires_at_ms: u64,
@@ -257,6 +276,13 @@ impl fmt::Debug for Record {
 
 /// Why a store could not answer. The layer turns both kinds into
 /// `503 temporarily_unavailable`; it never passes an unresolved request through.
+///
+/// ```
+/// use tower_par::store::StoreError;
+///
+/// let err = StoreError::Unavailable("connection refused".into());
+/// assert_eq!(err.to_string(), "the store is unavailable: connection refused");
+/// ```
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum StoreError {
