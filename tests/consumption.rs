@@ -1,7 +1,13 @@
 //! Consumption at completion (FAPI 2.0 §5.3.2.2 note 3, spec-checklist URI-04, C-3), per store.
 //! Strict single use, the default, is covered in tests/authorize.rs.
+//!
+//! `mod redis` runs every scenario on a `RedisStore` against a real `redis-server` (one per test,
+//! never skipped; see `common/redis_server.rs`).
 
 mod common;
+#[cfg(feature = "redis")]
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::{sync::Arc, time::Duration};
 
@@ -207,5 +213,137 @@ mod memory {
     #[tokio::test]
     async fn an_error_response_completes_too() {
         super::an_error_response_completes_too(store()).await;
+    }
+}
+
+/// The same scenarios on Redis. The scenarios move a `ManualClock` by minutes while Redis' own
+/// expiry runs in real time; they are valid because `RedisStore` judges liveness by the `now` the
+/// layer passes in (`redis_decides_by_the_layers_clock` checks that directly).
+#[cfg(feature = "redis")]
+mod redis {
+    use std::{
+        sync::atomic::{AtomicU64, Ordering},
+        time::Duration,
+    };
+
+    use tower_par::{
+        store::{RedisStore, RedisStoreConfig},
+        ManualClock,
+    };
+
+    use super::{common::*, redis_server::RedisServer};
+
+    /// A prefix no other store in this process uses.
+    fn fresh_prefix() -> String {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        format!(
+            "consumption-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// A running Redis (kept alive by the caller for the whole test) and a store on it.
+    async fn store() -> (RedisServer, RedisStore, String) {
+        let server = RedisServer::start();
+        let prefix = fresh_prefix();
+        let config = RedisStoreConfig::new(server.url())
+            .prefix(prefix.as_str())
+            .op_timeout(Duration::from_secs(2));
+        let store = RedisStore::connect(config)
+            .await
+            .expect("connect to the test redis-server");
+        (server, store, prefix)
+    }
+
+    #[tokio::test]
+    async fn reload_before_completion_succeeds_and_reload_after_fails() {
+        let (_server, store, _) = store().await;
+        super::reload_before_completion_succeeds_and_reload_after_fails(store).await;
+    }
+
+    #[tokio::test]
+    async fn first_use_after_expires_in_fails() {
+        let (_server, store, _) = store().await;
+        super::first_use_after_expires_in_fails(store).await;
+    }
+
+    #[tokio::test]
+    async fn reuse_after_the_window_fails() {
+        let (_server, store, _) = store().await;
+        super::reuse_after_the_window_fails(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn parallel_completions_hand_out_one_code() {
+        let (_server, store, _) = store().await;
+        super::parallel_completions_hand_out_one_code(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_wrong_client_neither_burns_nor_extends() {
+        let (_server, store, _) = store().await;
+        super::a_wrong_client_neither_burns_nor_extends(store).await;
+    }
+
+    #[tokio::test]
+    async fn explicit_completion_through_the_extension() {
+        let (_server, store, _) = store().await;
+        super::explicit_completion_through_the_extension(store).await;
+    }
+
+    #[tokio::test]
+    async fn an_error_response_completes_too() {
+        let (_server, store, _) = store().await;
+        super::an_error_response_completes_too(store).await;
+    }
+
+    /// Redis still holds the record (its TTL runs in real time), yet a handle is dead once the
+    /// layer's clock passes `expires_in`, and an opened one once it passes the window: the store
+    /// decides by the `now` it is given, which is what makes the fake-time scenarios above valid.
+    #[tokio::test]
+    async fn redis_decides_by_the_layers_clock() {
+        let (server, store, prefix) = store().await;
+        let clock = ManualClock::new();
+        let server_a = super::completion_server(&clock, store, InnerMode::Login).await;
+        let unopened = server_a.push_web("").await.request_uri();
+        let opened = server_a.push_web("").await.request_uri();
+        super::assert_login_redirect(&server_a.redeem("web-app", &opened).await);
+
+        let mut raw = redis::Client::open(server.url())
+            .expect("url")
+            .get_multiplexed_async_connection()
+            .await
+            .expect("raw connection");
+        let keys = |raw: &mut redis::aio::MultiplexedConnection| {
+            let mut raw = raw.clone();
+            let pattern = format!("{prefix}:*");
+            async move {
+                let mut keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(pattern)
+                    .query_async(&mut raw)
+                    .await
+                    .expect("KEYS");
+                keys.sort();
+                keys
+            }
+        };
+        // Two records and one opened marker.
+        let before = keys(&mut raw).await;
+        assert_eq!(before.len(), 3, "{before:?}");
+
+        clock.advance(Duration::from_secs(60)); // expires_in of the unopened one
+        server_a
+            .redeem("web-app", &unopened)
+            .await
+            .assert_error(400, "invalid_request_uri");
+        clock.advance(super::WINDOW); // past the opened one's window
+        server_a
+            .redeem_signed_in("web-app", &opened)
+            .await
+            .assert_error(400, "invalid_request_uri");
+        // Nothing was consumed on the way (a refused open leaves Redis alone): the refusals came
+        // from the layer's clock, not from Redis' expiry.
+        assert_eq!(keys(&mut raw).await, before);
     }
 }
