@@ -1,0 +1,267 @@
+//! Two real `par_server` processes on one Redis (issue 6): push on A, redeem on B, and one
+//! authorization code out of 20 parallel redemptions split across them.
+//!
+//! Uses the `par_server` example binary that `cargo test` builds next to the test binaries
+//! (`target/<profile>/examples/par_server`), or `$PAR_SERVER_BIN`. When it is missing or older
+//! than the sources, the test fails and says to run `cargo build --example par_server`; it never
+//! skips. Needs `redis-server` (see `common/redis_server.rs`).
+#![cfg(feature = "redis")]
+
+#[path = "common/redis_server.rs"]
+mod redis_server;
+
+use std::{
+    env, fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::{mpsc, Arc},
+    time::{Duration, SystemTime},
+};
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use redis_server::RedisServer;
+use serde_json::Value;
+
+/// Both processes serve this issuer, so they derive the same keys under the same prefix.
+const ISSUER: &str = "http://par.test";
+const WEB_CB: &str = "https://client.example.org/cb";
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The example binary, checked to be newer than every source it is built from.
+fn par_server_binary() -> PathBuf {
+    if let Some(path) = env::var_os("PAR_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/par_server_redis-<hash> -> target/<profile>/examples/par_server
+    let exe = env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("par_server{}", env::consts::EXE_SUFFIX));
+    let build =
+        "run `cargo build --all-features --example par_server` (plain `cargo test` builds it \
+                 too), or point PAR_SERVER_BIN at a par_server binary";
+    let built = fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}; {build}", binary.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_mtime(&root.join("src"))
+        .max(newest_mtime(&root.join("examples")))
+        .max(newest_mtime(&root.join("Cargo.toml")));
+    assert!(
+        built >= newest,
+        "{} is older than the sources; {build}",
+        binary.display()
+    );
+    binary
+}
+
+fn newest_mtime(path: &Path) -> SystemTime {
+    let Ok(meta) = fs::metadata(path) else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_dir() {
+        return own;
+    }
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| newest_mtime(&entry.path()))
+        .fold(own, SystemTime::max)
+}
+
+/// A running `par_server` child, killed on drop.
+struct Node {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts `par_server` on a free port with the Redis store and waits for "listening on".
+    fn start(binary: &Path, redis: &RedisServer) -> Self {
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER])
+            .args(["--inner", "redirect", "--store", &redis.url()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // A thread, so that a silent server cannot block the test past the timeout.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(base) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(base.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(base) => Self { child, base },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "par_server did not report its address within {STARTUP_TIMEOUT:?} ({status:?})"
+                );
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    location: Option<String>,
+    body: Bytes,
+}
+
+impl Reply {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+
+    #[track_caller]
+    fn assert_error(&self, status: u16, error: &str) {
+        assert_eq!(
+            (self.status, self.json()["error"].as_str()),
+            (status, Some(error)),
+            "{:?}",
+            self.body
+        );
+        assert!(self.location.is_none(), "an error must never redirect");
+    }
+
+    #[track_caller]
+    fn assert_code(&self) {
+        assert_eq!(self.status, 303, "{:?}", self.body);
+        let location = self.location.as_deref().expect("location");
+        assert!(
+            location.starts_with(&format!("{WEB_CB}?code=")),
+            "{location}"
+        );
+        let iss = format!(
+            "iss={}",
+            form_urlencoded::byte_serialize(ISSUER.as_bytes()).collect::<String>()
+        );
+        assert!(location.contains(&iss), "{location}");
+    }
+}
+
+type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+async fn send(client: &HttpClient, request: http::Request<Full<Bytes>>) -> Reply {
+    let response = client.request(request).await.expect("request failed");
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        location: parts
+            .headers
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: body.collect().await.expect("body").to_bytes(),
+    }
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+async fn push(client: &HttpClient, node: &Node) -> String {
+    let form = format!(
+        "response_type=code&client_id=web-app&redirect_uri={}&state=s1",
+        enc(WEB_CB)
+    );
+    let request = http::Request::post(format!("{}/as/par", node.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header(
+            "authorization",
+            format!("Basic {}", STANDARD.encode("web-app:web-app-secret")),
+        )
+        .body(Full::new(Bytes::from(form)))
+        .expect("request");
+    let reply = send(client, request).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+    reply.json()["request_uri"]
+        .as_str()
+        .expect("request_uri")
+        .to_owned()
+}
+
+async fn redeem(client: &HttpClient, node: &Node, request_uri: &str) -> Reply {
+    let url = format!(
+        "{}/as/authorize?client_id=web-app&request_uri={}",
+        node.base,
+        enc(request_uri)
+    );
+    send(
+        client,
+        http::Request::get(url)
+            .body(Full::default())
+            .expect("request"),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_par_server_processes_on_one_redis() {
+    let binary = par_server_binary();
+    let redis = RedisServer::start();
+    let nodes = Arc::new([Node::start(&binary, &redis), Node::start(&binary, &redis)]);
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let [a, b] = &*nodes;
+
+    // Push on A, redeem on B; single use on both.
+    let uri = push(&client, a).await;
+    redeem(&client, b, &uri).await.assert_code();
+    for node in [a, b] {
+        redeem(&client, node, &uri)
+            .await
+            .assert_error(400, "invalid_request_uri");
+    }
+
+    // 20 parallel redemptions split across the processes: one authorization code.
+    for round in 0..3 {
+        let uri: Arc<str> = push(&client, &nodes[round % 2]).await.into();
+        let tasks: Vec<_> = (0..20)
+            .map(|i| {
+                let (nodes, client, uri) = (Arc::clone(&nodes), client.clone(), Arc::clone(&uri));
+                tokio::spawn(async move { redeem(&client, &nodes[i % 2], &uri).await })
+            })
+            .collect();
+        let mut codes = 0;
+        for task in tasks {
+            let reply = task.await.expect("task");
+            if reply.status == 303 {
+                reply.assert_code();
+                codes += 1;
+            } else {
+                reply.assert_error(400, "invalid_request_uri");
+            }
+        }
+        assert_eq!(codes, 1, "round {round}");
+    }
+}
