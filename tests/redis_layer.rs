@@ -294,6 +294,89 @@ async fn outage_fails_closed_and_recovers_without_a_restart() {
         .assert_error(400, "invalid_request_uri");
 }
 
+/// Fail closed when Redis is slow (issue 6): while it answers nothing (`CLIENT PAUSE`), pushes
+/// and redemptions fail with 503 after about the store's op timeout, not when Redis wakes up;
+/// afterwards the same layers serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_redis_fails_closed_within_the_timeout() {
+    let nodes = real_time_cluster(InnerMode::Echo).await;
+    let uri = nodes.a.push_web("").await.request_uri();
+    let mut raw = redis::Client::open(nodes.redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("raw connection");
+    let pause = Duration::from_secs(3);
+    let () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(pause.as_millis().to_string())
+        .arg("ALL")
+        .query_async(&mut raw)
+        .await
+        .expect("CLIENT PAUSE");
+    let paused = Instant::now();
+    let started = Instant::now();
+    assert_unavailable(&nodes.a.push_web("").await);
+    assert_unavailable(&nodes.b.redeem("web-app", &uri).await);
+    let took = started.elapsed();
+    assert!(
+        took >= OP_TIMEOUT && took < Duration::from_secs(2),
+        "two requests took {took:?} to fail with an op timeout of {OP_TIMEOUT:?}"
+    );
+    assert!(
+        paused.elapsed() < pause,
+        "the pause ended before the checks"
+    );
+
+    tokio::time::sleep(pause.saturating_sub(paused.elapsed())).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let fresh = loop {
+        let reply = nodes.b.push_web("").await;
+        if reply.status == 201 {
+            break reply.request_uri();
+        }
+        assert_unavailable(&reply);
+        assert!(
+            Instant::now() < deadline,
+            "no recovery within 5 s of the pause"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let reply = nodes.a.redeem("web-app", &fresh).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+}
+
+/// Fail closed at completion too (issue 7 on Redis): a flow opened before the outage gets a 503,
+/// never the inner service's authorization response, whose code could not be consumed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outage_in_completion_mode_withholds_the_authorization_response() {
+    let mut nodes = cluster(InnerMode::Login, |b| {
+        b.clock(SystemClock)
+            .consumption(Consumption::at_completion())
+    })
+    .await;
+    let uri = nodes.a.push_web("").await.request_uri();
+    let login = nodes.a.redeem("web-app", &uri).await;
+    assert_eq!(
+        login.status,
+        303,
+        "{}",
+        String::from_utf8_lossy(&login.body)
+    );
+
+    nodes.redis.stop();
+    for node in [&nodes.a, &nodes.b] {
+        let reply = node.redeem_signed_in("web-app", &uri).await;
+        reply.assert_error(503, "temporarily_unavailable");
+        assert!(reply.header("retry-after").is_some());
+    }
+}
+
 /// Expiry in real time (issue 6, PAR-xx `expires_in`): `short-lived` has a 2-s lifetime; its
 /// handles are dead after 2 s on both nodes, while a 60-s handle pushed at the same time lives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
