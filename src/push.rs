@@ -125,8 +125,8 @@ async fn store_request(
     pairs: Vec<Pair<'_>>,
 ) -> Result<Response<Bytes>, OAuthError> {
     let now = config.clock.now();
-    let pushed = pushed_params(config, parts, &client, pairs, now).await?;
-    validate(config, &client, &pushed.pairs)?;
+    let pushed = pushed_params(config, parts, client, pairs, now).await?;
+    validate(config, client, &pushed.pairs)?;
 
     let lifetime = client.par_lifetime().unwrap_or(config.default_lifetime);
     let expires_at = match pushed.expires_at {

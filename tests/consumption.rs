@@ -58,7 +58,7 @@ fn assert_code_redirect(reply: &Reply) {
     );
 }
 
-/// The scenarios every store must pass; `make` returns a fresh store.
+/// The scenarios every store must pass, each on a fresh store.
 async fn reload_before_completion_succeeds_and_reload_after_fails<S: ParStore>(store: S) {
     let clock = ManualClock::new();
     let server = completion_server(&clock, store, InnerMode::Login).await;
@@ -164,9 +164,14 @@ async fn explicit_completion_through_the_extension<S: ParStore>(store: S) {
 async fn an_error_response_completes_too<S: ParStore>(store: S) {
     // The authorization response may be an error redirect (access_denied): it consumes as well.
     let clock = ManualClock::new();
-    let server = completion_server(&clock, store, InnerMode::Redirect).await;
+    let server = completion_server(&clock, store, InnerMode::Deny).await;
     let uri = server.push_web("").await.request_uri();
-    assert_code_redirect(&server.redeem("web-app", &uri).await);
+    let denied = server.redeem("web-app", &uri).await;
+    assert_eq!(denied.status, 303);
+    assert!(denied
+        .header("location")
+        .unwrap()
+        .starts_with(&format!("{WEB_CB}?error=access_denied")));
     server
         .redeem("web-app", &uri)
         .await

@@ -101,6 +101,17 @@ async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response
             );
             (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
         }
+        InnerMode::Deny => {
+            let Some(pushed) = pushed else {
+                return Json(echo).into_response();
+            };
+            let redirect_uri = pushed.get("redirect_uri").unwrap_or(WEB_CB).to_owned();
+            let location = format!(
+                "{redirect_uri}?error=access_denied&state={}",
+                pushed.get("state").unwrap_or("")
+            );
+            (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
+        }
         InnerMode::ExplicitCompletion => {
             let won = match completion {
                 Some(c) => c.complete().await.unwrap_or(false),
@@ -126,6 +137,8 @@ pub enum InnerMode {
     Redirect,
     /// Without a `session` cookie: 303 to /login; with it: like `Redirect`.
     Login,
+    /// 303 to the pushed redirect_uri with `error=access_denied`.
+    Deny,
     /// Calls `Completion::complete` and reports the outcome.
     ExplicitCompletion,
 }
