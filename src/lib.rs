@@ -84,3 +84,19 @@ pub use self::{
 
 /// The boxed error type of request bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Entry points for `benches/layer.rs` only.
+///
+/// Not API: hidden from the docs, exempt from semver, and may change or vanish in any release.
+/// It exists because criterion benches are a separate crate and cannot reach `pub(crate)` items.
+#[doc(hidden)]
+pub mod __bench {
+    /// Decodes a form body exactly as the PAR endpoint does (strict decoding, then the duplicate
+    /// check) and returns the number of pairs, or `None` if the form is refused.
+    #[must_use]
+    pub fn parse_form(bytes: &[u8]) -> Option<usize> {
+        let pairs = crate::params::parse(bytes).ok()?;
+        crate::params::reject_duplicates(&pairs, crate::push::REPEATABLE).ok()?;
+        Some(pairs.len())
+    }
+}
