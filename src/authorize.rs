@@ -323,24 +323,27 @@ where
         key,
         record,
     } = redeemed;
-    let pushed: Vec<(String, String)> = match params::parse(record.payload()) {
-        Ok(pairs) => pairs
-            .into_iter()
-            .map(|(n, v)| (n.into_owned(), v.into_owned()))
-            .collect(),
-        Err(_) => {
-            tracing::error!(
-                client_id = client.client_id(),
-                "a stored pushed request could not be decoded"
-            );
-            return Ok(own(config.error_page(&OAuthError::invalid_request_uri(
-                "request_uri is invalid",
-            ))));
+    // The payload is the layer's own canonical encoding: ASCII, ready to be a query. It is
+    // decoded only if the inner service reads the extension.
+    let payload = record.payload();
+    let Ok(encoded) = std::str::from_utf8(payload).map_err(drop).and_then(|p| {
+        if p.is_ascii() {
+            Ok(p)
+        } else {
+            Err(())
         }
+    }) else {
+        tracing::error!(
+            client_id = client.client_id(),
+            "a stored pushed request is corrupt"
+        );
+        return Ok(own(config.error_page(&OAuthError::invalid_request_uri(
+            "request_uri is invalid",
+        ))));
     };
     // AZ-06 / SEC-04: the registration may have changed since the push.
-    let redirect_uri = match pushed.iter().find(|(n, _)| n == "redirect_uri") {
-        Some((_, uri)) if client.has_redirect_uri(uri) => Some(uri.clone()),
+    let redirect_uri = match params::find_encoded(encoded, "redirect_uri") {
+        Some(uri) if client.has_redirect_uri(&uri) => Some(uri.into_owned()),
         None if client.redirect_uris().len() == 1 => client.redirect_uris().first().cloned(),
         _ => {
             return Ok(own(config.error_page(&OAuthError::invalid_request(
@@ -349,13 +352,11 @@ where
         }
     };
 
-    let mut rebuilt =
-        String::with_capacity(record.payload().len() + client.client_id().len() * 3 + 12);
+    let mut rebuilt = String::with_capacity(encoded.len() + client.client_id().len() * 3 + 12);
     params::append_pair(&mut rebuilt, "client_id", client.client_id());
-    if !record.payload().is_empty() {
+    if !encoded.is_empty() {
         rebuilt.push('&');
-        // The payload is already in the canonical encoding.
-        rebuilt.push_str(std::str::from_utf8(record.payload()).unwrap_or_default());
+        rebuilt.push_str(encoded);
     }
 
     let complete_in_uri = if is_post {
@@ -381,7 +382,7 @@ where
     }
     parts.extensions.insert(PushedAuthorizationRequest::new(
         client.client_id().to_owned(),
-        pushed,
+        payload.clone(),
         complete_in_uri || is_post,
     ));
     parts.extensions.remove::<Completion>();

@@ -6,7 +6,9 @@
 //! invalid UTF-8 is an error, duplicates are found explicitly, and the re-encoding writes only RFC
 //! 3986 unreserved bytes and `%XX` (space as `%20`), which every decoder reads back exactly.
 
-use std::{borrow::Cow, collections::HashSet, fmt};
+use std::{borrow::Cow, collections::HashSet, fmt, sync::OnceLock};
+
+use bytes::Bytes;
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
@@ -139,6 +141,15 @@ pub(crate) fn append_pair(out: &mut String, name: &str, value: &str) {
     out.extend(percent_encoding::utf8_percent_encode(value, COMPONENT));
 }
 
+/// The decoded first value of `name` in a canonically encoded string (names are unreserved
+/// characters there, so they compare as written).
+pub(crate) fn find_encoded<'a>(encoded: &'a str, name: &str) -> Option<Cow<'a, str>> {
+    encoded.split('&').find_map(|pair| {
+        let value = pair.strip_prefix(name)?.strip_prefix('=')?;
+        decode(value.as_bytes()).ok()
+    })
+}
+
 /// The first value of `name`.
 pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
     pairs
@@ -165,24 +176,38 @@ pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
 /// }
 /// assert_eq!(authorize(None), "front channel");
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PushedAuthorizationRequest {
     client_id: String,
-    params: Vec<(String, String)>,
+    /// The canonical encoding the layer stored; decoded on first access.
+    payload: Bytes,
+    decoded: OnceLock<Vec<(String, String)>>,
     complete_in_uri: bool,
 }
 
 impl PushedAuthorizationRequest {
-    pub(crate) fn new(
-        client_id: String,
-        params: Vec<(String, String)>,
-        complete_in_uri: bool,
-    ) -> Self {
+    pub(crate) fn new(client_id: String, payload: Bytes, complete_in_uri: bool) -> Self {
         Self {
             client_id,
-            params,
+            payload,
+            decoded: OnceLock::new(),
             complete_in_uri,
         }
+    }
+
+    fn params(&self) -> &[(String, String)] {
+        self.decoded.get_or_init(|| {
+            // The layer wrote this payload; a store that hands back something else is refused
+            // before the extension is built, so a failure here can only mean no parameters.
+            parse(&self.payload)
+                .map(|pairs| {
+                    pairs
+                        .into_iter()
+                        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
     }
 
     /// The client that pushed the request (and redeemed it).
@@ -194,7 +219,7 @@ impl PushedAuthorizationRequest {
     /// The first value of a parameter.
     #[must_use]
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.params
+        self.params()
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -202,7 +227,7 @@ impl PushedAuthorizationRequest {
 
     /// Every value of a parameter (`resource` may repeat, RFC 8707).
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.params
+        self.params()
             .iter()
             .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_str())
@@ -210,7 +235,7 @@ impl PushedAuthorizationRequest {
 
     /// The pushed parameters in their pushed order, without `client_id` and client credentials.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.params().iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }
 
     /// Whether the rebuilt request carries every parameter in its URI (GET) or body (POST).
@@ -223,15 +248,22 @@ impl PushedAuthorizationRequest {
     }
 }
 
+impl PartialEq for PushedAuthorizationRequest {
+    fn eq(&self, other: &Self) -> bool {
+        self.client_id == other.client_id
+            && self.payload == other.payload
+            && self.complete_in_uri == other.complete_in_uri
+    }
+}
+
+impl Eq for PushedAuthorizationRequest {}
+
 impl fmt::Debug for PushedAuthorizationRequest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Values can hold personal data (RFC 9126 §8); names are enough to debug a flow.
         f.debug_struct("PushedAuthorizationRequest")
             .field("client_id", &self.client_id)
-            .field(
-                "params",
-                &self.params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            )
+            .field("params", &self.iter().map(|(n, _)| n).collect::<Vec<_>>())
             .field("complete_in_uri", &self.complete_in_uri)
             .finish()
     }
@@ -335,6 +367,37 @@ mod tests {
             .map(|(_, v)| v.into_owned())
             .collect();
         assert_eq!(back, values);
+    }
+
+    #[test]
+    fn find_encoded_reads_one_value_of_a_canonical_string() {
+        let mut encoded = String::new();
+        append_pair(&mut encoded, "xredirect_uri", "no");
+        append_pair(&mut encoded, "redirect_uri", "https://c.example/cb?a=1");
+        assert_eq!(
+            find_encoded(&encoded, "redirect_uri").as_deref(),
+            Some("https://c.example/cb?a=1")
+        );
+        assert_eq!(find_encoded(&encoded, "redirect"), None);
+    }
+
+    #[test]
+    fn the_extension_decodes_lazily_and_in_order() {
+        let pushed = PushedAuthorizationRequest::new(
+            "c".into(),
+            Bytes::from_static(b"b=2&a=x%20y&b=3"),
+            true,
+        );
+        assert_eq!(pushed.get("a"), Some("x y"));
+        assert_eq!(pushed.get_all("b").collect::<Vec<_>>(), ["2", "3"]);
+        assert_eq!(
+            pushed.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            ["b", "a", "b"]
+        );
+        assert!(
+            !format!("{pushed:?}").contains("x y"),
+            "Debug shows names only"
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@
 
 use std::{
     fmt,
+    hash::{BuildHasherDefault, Hasher},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc,
@@ -100,7 +101,7 @@ const SWEEP_INTERVAL_MS: u64 = 1_000;
 /// ```
 #[derive(Clone)]
 pub struct MemoryStore {
-    cache: Cache<StoreKey, Slot>,
+    cache: Cache<StoreKey, Slot, BuildHasherDefault<DigestHasher>>,
     shared: Arc<Shared>,
     reclaim_grace: Duration,
 }
@@ -227,6 +228,29 @@ impl Expiry<StoreKey, Slot> for Reclaim {
     }
 }
 
+/// Keys are SHA-256 digests already: hashing them again with SipHash was a tenth of a push
+/// (benches/layer.rs profile). This hasher keeps the digest's first eight bytes, which
+/// `StoreKey`'s `Hash` feeds it.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only reached if `StoreKey`'s `Hash` changes; stay correct, if slower.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, digest_prefix: u64) {
+        self.0 = digest_prefix;
+    }
+}
+
 /// Outcome of an insert-if-absent-or-dead (`put`, `remember`).
 enum Insert {
     Stored,
@@ -257,7 +281,7 @@ impl MemoryStore {
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(Reclaim(Arc::clone(&shared)))
             .eviction_listener(move |_key, _slot, _cause: RemovalCause| listener.release())
-            .build();
+            .build_with_hasher(BuildHasherDefault::default());
         Self {
             cache,
             shared,

@@ -135,8 +135,17 @@ impl<T: ParStore + ?Sized> ParStore for std::sync::Arc<T> {
 /// assert_ne!(a, b, "the same handle addresses nothing for another client");
 /// assert_eq!(a.to_hex().len(), 64);
 /// ```
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct StoreKey([u8; 32]);
+
+impl std::hash::Hash for StoreKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // The key is a SHA-256 digest: eight of its bytes are as good a hash as any.
+        let mut prefix = [0u8; 8];
+        prefix.copy_from_slice(&self.0[..8]);
+        state.write_u64(u64::from_le_bytes(prefix));
+    }
+}
 
 impl StoreKey {
     /// Derives the key of a pushed request from the issuer, the client id and the raw handle.
