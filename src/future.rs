@@ -31,7 +31,6 @@ pin_project! {
     #[project = StateProj]
     enum State<F, ResBody, E> {
         Passthrough { #[pin] future: F },
-        Ready { response: Option<Response<ResponseBody<ResBody>>> },
         Boxed { future: BoxedResponse<ResBody, E> },
     }
 }
@@ -43,12 +42,14 @@ impl<F, ResBody, E> ResponseFuture<F, ResBody, E> {
         }
     }
 
-    pub(crate) const fn ready(response: Response<ResponseBody<ResBody>>) -> Self {
-        Self {
-            state: State::Ready {
-                response: Some(response),
-            },
-        }
+    /// A response the layer has at hand (405, 413, metadata). Boxed like the other own answers:
+    /// a third variant would make every pass-through future larger to move (benches/layer.rs).
+    pub(crate) fn ready(response: Response<ResponseBody<ResBody>>) -> Self
+    where
+        ResBody: Send + 'static,
+        E: Send + 'static,
+    {
+        Self::boxed(Box::pin(std::future::ready(Ok(response))))
     }
 
     pub(crate) fn boxed(future: BoxedResponse<ResBody, E>) -> Self {
@@ -70,9 +71,6 @@ where
             StateProj::Passthrough { future } => {
                 future.poll(cx).map_ok(|res| res.map(ResponseBody::inner))
             }
-            StateProj::Ready { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("ResponseFuture polled after completion"))),
             StateProj::Boxed { future } => future.as_mut().poll(cx),
         }
     }
@@ -82,7 +80,6 @@ impl<F, ResBody, E> fmt::Debug for ResponseFuture<F, ResBody, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match self.state {
             State::Passthrough { .. } => "passthrough",
-            State::Ready { .. } => "ready",
             State::Boxed { .. } => "boxed",
         };
         f.debug_struct("ResponseFuture")

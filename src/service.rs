@@ -112,6 +112,7 @@ impl<S> ParService<S> {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
         ResBody: Send + 'static,
+        E: Send + 'static,
     {
         if req.method() != Method::POST {
             return ResponseFuture::ready(push::method_not_allowed().map(ResponseBody::own));
