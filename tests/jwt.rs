@@ -794,6 +794,62 @@ async fn request_object_parameters_replace_the_outer_ones() {
     }
 }
 
+/// RFC 8707 §2 / VAL-06: several `resource` values, an array in a request object (as
+/// oauth4webapi's `issueRequestObject` sends them), reach the inner service as repeated
+/// parameters, exactly as with a plain push; JSON-valued parameters stay JSON.
+#[tokio::test]
+async fn request_object_resource_array_becomes_repeated_parameters() {
+    let s = Setup::new(InnerMode::Echo).await;
+    let details = json!([{ "type": "payment_initiation", "amount": "12.00" }]);
+    let object = s.request_object(&s.app, "jwt-app", &[("response_type", "code")], |c| {
+        c["resource"] = json!(["https://rs1.example.com/", "https://rs2.example.com/"]);
+        c["authorization_details"] = details.clone();
+    });
+    let uri = s
+        .push_app_form("jwt-app", &s.app, &[("request", &object)])
+        .await
+        .request_uri();
+    let (_, params) = s.inner_params("jwt-app", &uri).await;
+    let resources: Vec<&str> = params
+        .iter()
+        .filter(|(n, _)| n == "resource")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(
+        resources,
+        ["https://rs1.example.com/", "https://rs2.example.com/"]
+    );
+    let plain = s
+        .push_dpop(
+            &[],
+            &web_form(&[
+                ("resource", "https://rs1.example.com/"),
+                ("resource", "https://rs2.example.com/"),
+            ]),
+        )
+        .await
+        .request_uri();
+    let (_, plain_params) = s.inner_params("web-app", &plain).await;
+    let plain_resources: Vec<&str> = plain_params
+        .iter()
+        .filter(|(n, _)| n == "resource")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert_eq!(resources, plain_resources, "the same as with a plain push");
+    let shown = params
+        .iter()
+        .find(|(n, _)| n == "authorization_details")
+        .map(|(_, v)| serde_json::from_str::<Value>(v).unwrap());
+    assert_eq!(shown, Some(details));
+
+    let bad = s.request_object(&s.app, "jwt-app", &[("response_type", "code")], |c| {
+        c["resource"] = json!(["https://rs1.example.com/", 7]);
+    });
+    s.push_app_form("jwt-app", &s.app, &[("request", &bad)])
+        .await
+        .assert_error(400, "invalid_request_object");
+}
+
 #[tokio::test]
 async fn request_object_signed_with_the_client_secret() {
     let s = Setup::new(InnerMode::Echo).await;

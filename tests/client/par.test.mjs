@@ -658,3 +658,13 @@ test('strict mode: the same login round-trip fails, the first hit used the handl
   const { cookie, back } = await logIn(loginUrl, loginStrictAs);
   await assertErrorPage(await browserGet(back, cookie), 400, 'invalid_request_uri');
 });
+
+test('request object with two resource values (oauth4webapi sends an array) → both reach the inner service, as with a plain push (VAL-06)', { timeout: TEST_TIMEOUT_MS }, async () => {
+  const resources = ['https://rs1.example.com/', 'https://rs2.example.com/'];
+  const params = new URLSearchParams({ response_type: 'code', redirect_uri: SIGNED_APP.redirectUri });
+  for (const resource of resources) params.append('resource', resource);
+  const request = await oauth.issueRequestObject(echoAs, SIGNED_APP.client, params, CLIENT_KEY);
+  const { request_uri } = await push(echoAs, SIGNED_APP, { request });
+  const echo = await readEcho(await authorize(echoAs, { client_id: SIGNED_APP.client.client_id, request_uri }));
+  assert.deepEqual(echo.params.resource, resources);
+});
