@@ -4,6 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
+use crate::push::REPEATABLE;
+
 use super::{
     claims::{self, after},
     jws::{AlgPolicy, Context, Jws},
@@ -29,9 +31,11 @@ const ENVELOPE_CLAIMS: [&str; 6] = ["iss", "aud", "exp", "iat", "nbf", "jti"];
 pub(crate) struct RequestObject {
     /// Authorization parameters in claim order: strings as they are, numbers and booleans as
     /// their JSON text, objects and arrays (`claims`, `authorization_details`, ...) as compact
-    /// JSON. `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` are left out, `client_id` is kept. Claims
-    /// that are `null` or the empty string are left out, as an empty form parameter is treated as
-    /// omitted (RFC 6749 §3.1), so the inner service sees the same as with a plain push.
+    /// JSON, except that an array of a repeatable parameter (`resource`) becomes one parameter
+    /// per element. `iss`, `aud`, `exp`, `iat`, `nbf`, `jti` are left out, `client_id` is
+    /// kept. Claims that are `null` or the empty string are left out, as an empty form parameter
+    /// is treated as omitted (RFC 6749 §3.1), so the inner service sees the same as with a plain
+    /// push.
     pub(crate) params: Vec<(String, String)>,
     /// The object's `exp`, which caps the `request_uri` lifetime.
     pub(crate) expires_at: Option<SystemTime>,
@@ -132,20 +136,34 @@ pub(crate) fn verify_request_object_with_profile(
         }
     }
 
-    let params = claims
-        .0
-        .into_iter()
-        .filter(|(name, _)| !ENVELOPE_CLAIMS.contains(&name.as_str()))
-        .filter_map(|(name, value)| {
-            let text = match value {
-                Value::Null => return None,
-                Value::String(text) if text.is_empty() => return None,
-                Value::String(text) => text,
-                other => other.to_string(),
-            };
-            Some((name, text))
-        })
-        .collect();
+    let mut params = Vec::with_capacity(claims.0.len());
+    for (name, value) in claims.0 {
+        if ENVELOPE_CLAIMS.contains(&name.as_str()) {
+            continue;
+        }
+        match value {
+            Value::Null => {}
+            Value::String(text) if text.is_empty() => {}
+            Value::String(text) => params.push((name, text)),
+            // RFC 8707 §2: a repeatable parameter (`resource`) is an array in a JWT and repeated
+            // in a form; the inner service gets the form shape, as with a plain push (VAL-06).
+            Value::Array(items) if REPEATABLE.contains(&name.as_str()) => {
+                for item in items {
+                    match item {
+                        Value::String(text) if !text.is_empty() => {
+                            params.push((name.clone(), text));
+                        }
+                        _ => {
+                            return Err(CX.error(format!(
+                                "{name} must be a string or an array of non-empty strings"
+                            )))
+                        }
+                    }
+                }
+            }
+            other => params.push((name, other.to_string())),
+        }
+    }
     Ok(RequestObject {
         params,
         expires_at: exp,

@@ -2,6 +2,9 @@
 //! by hyper over real TCP on 127.0.0.1.
 #![allow(dead_code, unreachable_pub)]
 
+#[cfg(feature = "jwt")]
+pub mod jwt;
+
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{
