@@ -7,10 +7,6 @@
 #![cfg(feature = "redis")]
 
 mod common;
-#[cfg(feature = "jwt")]
-#[allow(unreachable_pub)] // a shared helper module; each test binary uses part of it
-#[path = "common/jwt.rs"]
-mod jwt;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
@@ -424,7 +420,10 @@ mod jwt_replay {
         Clock as _, ManualClock, StaticClients,
     };
 
-    use super::{common::*, jwt, *};
+    use super::{
+        common::{jwt, *},
+        *,
+    };
 
     const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
