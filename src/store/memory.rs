@@ -59,7 +59,7 @@ use std::{
 };
 
 use moka::{
-    future::Cache,
+    sync::Cache,
     notification::RemovalCause,
     ops::compute::{CompResult, Op},
     policy::EvictionPolicy,
@@ -295,7 +295,7 @@ impl MemoryStore {
     }
 
     /// Stores `slot` unless an alive entry holds `key`; admits new keys against the capacity.
-    async fn insert(&self, key: StoreKey, slot: Slot, now_ms: u64) -> Insert {
+    fn insert(&self, key: StoreKey, slot: Slot, now_ms: u64) -> Insert {
         let mut retried = false;
         loop {
             let mut admission = None;
@@ -316,9 +316,8 @@ impl MemoryStore {
                             None => Op::Nop,
                         },
                     };
-                    std::future::ready(op)
-                })
-                .await;
+                    op
+                });
             drop(admission);
             match result {
                 CompResult::Inserted(_) | CompResult::ReplacedWith(_) => return Insert::Stored,
@@ -333,7 +332,7 @@ impl MemoryStore {
                         return Insert::Full;
                     }
                     retried = true;
-                    self.make_room(now_ms).await;
+                    self.make_room(now_ms);
                 }
             }
         }
@@ -341,8 +340,8 @@ impl MemoryStore {
 
     /// Frees what can be freed before a refusal: entries moka's timers expired, then (at most
     /// once per [`SWEEP_INTERVAL_MS`]) entries that are dead by `now`.
-    async fn make_room(&self, now_ms: u64) {
-        self.cache.run_pending_tasks().await;
+    fn make_room(&self, now_ms: u64) {
+        self.cache.run_pending_tasks();
         if !self.shared.is_full() {
             return;
         }
@@ -375,9 +374,8 @@ impl MemoryStore {
                         Some(entry) if entry.value().is_dead(now_ms) => Op::Remove,
                         _ => Op::Nop,
                     };
-                    std::future::ready(op)
-                })
-                .await;
+                    op
+                });
         }
         let not_before = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         self.shared
@@ -405,7 +403,7 @@ impl ParStore for MemoryStore {
                 record,
                 reclaim_after,
             };
-            match self.insert(key, slot, now_ms).await {
+            match self.insert(key, slot, now_ms) {
                 Insert::Stored => Ok(()),
                 Insert::Present => Err(StoreError::Exists),
                 Insert::Full => Err(StoreError::Full),
@@ -430,9 +428,8 @@ impl ParStore for MemoryStore {
                         Some(slot) if slot.is_dead(now_ms) => Op::Remove,
                         _ => Op::Nop,
                     };
-                    std::future::ready(op)
-                })
-                .await;
+                    op
+                });
             // Re-check what was removed (D3): a dead record is removed but not handed out.
             Ok(match result {
                 CompResult::Removed(entry) => match entry.into_value() {
@@ -469,9 +466,8 @@ impl ParStore for MemoryStore {
                         }),
                         _ => Op::Nop,
                     };
-                    std::future::ready(op)
-                })
-                .await;
+                    op
+                });
             Ok(match result {
                 CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
                     match entry.into_value() {
@@ -500,9 +496,8 @@ impl ParStore for MemoryStore {
                         Some(Slot::Opened { .. }) => Op::Remove,
                         _ => Op::Nop,
                     };
-                    std::future::ready(op)
-                })
-                .await;
+                    op
+                });
             Ok(match result {
                 CompResult::Removed(entry) => matches!(
                     entry.into_value(),
@@ -521,7 +516,7 @@ impl ParStore for MemoryStore {
                 until_ms,
                 reclaim_after: self.reclaim_after(until_ms, now_ms),
             };
-            match self.insert(key, slot, now_ms).await {
+            match self.insert(key, slot, now_ms) {
                 Insert::Stored => Ok(true),
                 Insert::Present => Ok(false),
                 Insert::Full => Err(StoreError::Full),
@@ -568,7 +563,7 @@ mod tests {
         // A dead record is removed by `take` without being handed out.
         assert!(store.take(key(3), now + MIN).await.unwrap().is_none());
         assert_eq!(count(&store), 0);
-        store.cache.run_pending_tasks().await;
+        store.cache.run_pending_tasks();
         assert_eq!(store.cache.entry_count(), 0);
     }
 
