@@ -24,6 +24,9 @@
 //! Every backend runs the one shared test-suite in `test_suite` (feature `test-suite`).
 
 mod memory;
+/// The shared conformance test-suite for [`ParStore`] backends.
+#[cfg(feature = "test-suite")]
+pub mod test_suite;
 
 pub use self::memory::MemoryStore;
 

@@ -1,0 +1,221 @@
+//! Client authentication at the PAR endpoint (RFC 9126 §2, RFC 6749 §2.3).
+
+use std::sync::Arc;
+
+use base64::{engine::general_purpose::STANDARD, Engine as _};
+use http::{header, HeaderMap};
+
+use super::{AuthMethod, Client};
+use crate::{
+    error::OAuthError,
+    layer::Config,
+    params::{self, Pair},
+};
+
+/// The authenticated client.
+#[derive(Debug)]
+pub(crate) struct Authenticated {
+    pub(crate) client: Arc<Client>,
+}
+
+/// The credentials a request presents; at most one kind is allowed (AUTH-05).
+enum Presented<'a> {
+    Basic {
+        client_id: String,
+        secret: String,
+    },
+    Post {
+        secret: &'a str,
+    },
+    #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
+    Assertion {
+        assertion_type: Option<&'a str>,
+        assertion: Option<&'a str>,
+    },
+    Nothing,
+}
+
+/// Authenticates the client of a PAR request with exactly one method, the one it registered.
+pub(crate) async fn authenticate(
+    config: &Config,
+    headers: &HeaderMap,
+    pairs: &[Pair<'_>],
+) -> Result<Authenticated, OAuthError> {
+    let challenge = |err: OAuthError| err.with_basic_challenge(Arc::clone(&config.realm));
+    let body_client_id = params::first(pairs, "client_id");
+
+    let presented = presented(headers, pairs).map_err(&challenge)?;
+    let used_basic = matches!(presented, Presented::Basic { .. });
+    // RFC 6749 §5.2: a 401 answers the scheme the client used.
+    let fail = |err: OAuthError| if used_basic { challenge(err) } else { err };
+
+    let client_id: &str = match &presented {
+        Presented::Basic { client_id, .. } => client_id,
+        Presented::Assertion { .. } => {
+            #[cfg(feature = "jwt")]
+            {
+                return crate::jwt::authenticate_assertion(config, pairs, &presented_assertion(&presented)).await;
+            }
+            #[cfg(not(feature = "jwt"))]
+            return Err(OAuthError::invalid_client(
+                "client assertions (private_key_jwt, client_secret_jwt) are not enabled on this server",
+            ));
+        }
+        Presented::Post { .. } | Presented::Nothing => body_client_id.ok_or_else(|| {
+            OAuthError::invalid_client("no client authentication: send client credentials or, for a public client, client_id")
+        })?,
+    };
+    if body_client_id.is_some_and(|body| body != client_id) {
+        // AUTH-09: the authorization request must name the client that authenticated.
+        return Err(OAuthError::invalid_request(
+            "client_id does not match the authenticated client",
+        ));
+    }
+
+    let client = lookup(config, client_id).await.map_err(fail)?;
+    let registered = client.auth_method();
+    let method_error = || {
+        fail(OAuthError::invalid_client(format!(
+            "client is registered for {registered}, not the method this request used"
+        )))
+    };
+    match presented {
+        Presented::Basic { secret, .. } if registered == AuthMethod::ClientSecretBasic => {
+            verify_secret(&client, secret.as_bytes()).map_err(fail)?;
+        }
+        Presented::Post { secret } if registered == AuthMethod::ClientSecretPost => {
+            verify_secret(&client, secret.as_bytes())?;
+        }
+        Presented::Nothing if registered == AuthMethod::None => {}
+        Presented::Nothing => {
+            return Err(OAuthError::invalid_client(format!(
+                "client authentication is required (registered method {registered})"
+            )))
+        }
+        _ => return Err(method_error()),
+    }
+    Ok(Authenticated { client })
+}
+
+#[cfg(feature = "jwt")]
+fn presented_assertion<'a>(presented: &Presented<'a>) -> (Option<&'a str>, Option<&'a str>) {
+    match presented {
+        Presented::Assertion {
+            assertion_type,
+            assertion,
+        } => (*assertion_type, *assertion),
+        _ => (None, None),
+    }
+}
+
+pub(crate) async fn lookup(config: &Config, client_id: &str) -> Result<Arc<Client>, OAuthError> {
+    match config.clients.client(client_id).await {
+        Ok(Some(client)) => Ok(client),
+        Ok(None) => Err(OAuthError::invalid_client("unknown client")),
+        Err(err) => {
+            tracing::error!(error = %err, "client registry lookup failed");
+            Err(OAuthError::unavailable(
+                "the client registry is unavailable, retry later",
+            ))
+        }
+    }
+}
+
+fn verify_secret(client: &Client, presented: &[u8]) -> Result<(), OAuthError> {
+    match client.secret() {
+        Some(secret) if secret.matches(presented) => Ok(()),
+        _ => Err(OAuthError::invalid_client(
+            "client authentication failed: wrong client secret",
+        )),
+    }
+}
+
+fn presented<'a>(headers: &HeaderMap, pairs: &'a [Pair<'a>]) -> Result<Presented<'a>, OAuthError> {
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(decode_basic(value.as_bytes())?),
+        None => None,
+    };
+    let post = params::first(pairs, "client_secret");
+    let assertion = params::first(pairs, "client_assertion");
+    let assertion_type = params::first(pairs, "client_assertion_type");
+    let has_assertion = assertion.is_some() || assertion_type.is_some();
+    if usize::from(basic.is_some()) + usize::from(post.is_some()) + usize::from(has_assertion) > 1 {
+        return Err(OAuthError::invalid_request(
+            "the request uses more than one client authentication method",
+        ));
+    }
+    Ok(match (basic, post) {
+        (Some((client_id, secret)), _) => Presented::Basic { client_id, secret },
+        (None, Some(secret)) => Presented::Post { secret },
+        (None, None) if has_assertion => Presented::Assertion {
+            assertion_type,
+            assertion,
+        },
+        (None, None) => Presented::Nothing,
+    })
+}
+
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03).
+fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
+    let bad = |why: &'static str| OAuthError::invalid_client(why);
+    let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
+        Some(at) => (&value[..at], value[at + 1..].trim_ascii()),
+        None => (value, &value[value.len()..]),
+    };
+    if !scheme.eq_ignore_ascii_case(b"basic") {
+        return Err(bad("only the Basic authorization scheme is supported here"));
+    }
+    let decoded = STANDARD
+        .decode(credentials)
+        .map_err(|_| bad("the Basic credentials are not valid base64"))?;
+    let colon = decoded
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or_else(|| bad("the Basic credentials have no colon"))?;
+    let client_id = params::decode(&decoded[..colon])
+        .map_err(|_| bad("the Basic user-id is not form-urlencoded UTF-8"))?;
+    let secret = params::decode(&decoded[colon + 1..])
+        .map_err(|_| bad("the Basic password is not form-urlencoded UTF-8"))?;
+    if client_id.is_empty() {
+        return Err(bad("the Basic user-id is empty"));
+    }
+    Ok((client_id.into_owned(), secret.into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(raw: &str) -> String {
+        format!("Basic {}", STANDARD.encode(raw))
+    }
+
+    #[test]
+    fn basic_halves_are_form_decoded() {
+        // AUTH-03: id `a:b c`, secret `p+q%r`
+        let (id, secret) = decode_basic(basic("a%3Ab+c:p%2Bq%25r").as_bytes()).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("a:b c", "p+q%r"));
+    }
+
+    #[test]
+    fn basic_scheme_is_case_insensitive_and_split_on_the_first_colon() {
+        let (id, secret) =
+            decode_basic(format!("bAsIc {}", STANDARD.encode("id:se:cret")).as_bytes()).unwrap();
+        assert_eq!((id.as_str(), secret.as_str()), ("id", "se:cret"));
+    }
+
+    #[test]
+    fn malformed_basic_credentials_are_invalid_client() {
+        for value in [
+            "Bearer abc",
+            "Basic !!!",
+            &basic("no-colon"),
+            &basic(":secret"),
+            &basic("a%ZZ:b"),
+            "Basic",
+        ] {
+            let err = decode_basic(value.as_bytes()).unwrap_err();
+            assert_eq!(err.code(), "invalid_client", "{value}");
+        }
+    }
+}

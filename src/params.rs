@@ -1,0 +1,345 @@
+//! Strict `application/x-www-form-urlencoded` decoding and lossless re-encoding.
+//!
+//! `form_urlencoded` and `serde_urlencoded` replace invalid UTF-8 with U+FFFD and let the last of
+//! two duplicates win (rust-notes D11, D12), so a PAR endpoint built on them stores something
+//! other than what the client sent. This module decodes strictly: invalid percent-encoding or
+//! invalid UTF-8 is an error, duplicates are found explicitly, and the re-encoding writes only RFC
+//! 3986 unreserved bytes and `%XX` (space as `%20`), which every decoder reads back exactly.
+
+use std::{borrow::Cow, collections::HashSet, fmt};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+/// Everything but RFC 3986 unreserved characters is escaped.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// A decoded name/value pair that borrows from the input when no decoding was needed.
+pub(crate) type Pair<'a> = (Cow<'a, str>, Cow<'a, str>);
+
+/// Why a form could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FormError {
+    PercentEncoding,
+    Utf8,
+    Duplicate(String),
+}
+
+impl fmt::Display for FormError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::PercentEncoding => f.write_str("the form has invalid percent-encoding"),
+            Self::Utf8 => f.write_str("the form is not valid UTF-8"),
+            Self::Duplicate(name) => {
+                write!(f, "parameter {} is included more than once", truncate(name))
+            }
+        }
+    }
+}
+
+fn truncate(name: &str) -> &str {
+    match name.char_indices().nth(64) {
+        Some((at, _)) => &name[..at],
+        None => name,
+    }
+}
+
+/// Decodes a form body or query string, keeping the order of the pairs.
+///
+/// Parameters sent without a value are treated as omitted (RFC 6749 §3.1) and dropped, as are
+/// pairs without a name.
+pub(crate) fn parse(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
+    let mut pairs = Vec::new();
+    for segment in input.split(|&b| b == b'&') {
+        let (name, value) = match segment.iter().position(|&b| b == b'=') {
+            Some(at) => (&segment[..at], &segment[at + 1..]),
+            None => (segment, &segment[segment.len()..]),
+        };
+        if name.is_empty() || value.is_empty() {
+            continue;
+        }
+        let value = decode(value)?;
+        if value.is_empty() {
+            continue;
+        }
+        pairs.push((decode(name)?, value));
+    }
+    Ok(pairs)
+}
+
+/// Fails on the first name that occurs twice, except names in `repeatable` (RFC 8707 `resource`).
+pub(crate) fn reject_duplicates(pairs: &[Pair<'_>], repeatable: &[&str]) -> Result<(), FormError> {
+    let counted = |name: &str| !repeatable.contains(&name);
+    // A handful of parameters is the common case: a quadratic scan beats hashing there, and a
+    // set keeps a 1 MiB body of tiny parameters from turning quadratic.
+    if pairs.len() <= 24 {
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if counted(name) && pairs[..i].iter().any(|(earlier, _)| earlier == name) {
+                return Err(FormError::Duplicate(name.to_string()));
+            }
+        }
+        return Ok(());
+    }
+    let mut seen = HashSet::with_capacity(pairs.len());
+    for (name, _) in pairs {
+        if counted(name) && !seen.insert(name.as_ref()) {
+            return Err(FormError::Duplicate(name.to_string()));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes one component: `+` is a space, `%XX` a byte, and the result must be UTF-8.
+pub(crate) fn decode(raw: &[u8]) -> Result<Cow<'_, str>, FormError> {
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw)
+            .map(Cow::Borrowed)
+            .map_err(|_| FormError::Utf8);
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    let mut bytes = raw.iter();
+    while let Some(&b) = bytes.next() {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = bytes.next().and_then(|&h| hex(h));
+                let lo = bytes.next().and_then(|&l| hex(l));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(FormError::PercentEncoding),
+                }
+            }
+            _ => out.push(b),
+        }
+    }
+    String::from_utf8(out)
+        .map(Cow::Owned)
+        .map_err(|_| FormError::Utf8)
+}
+
+const fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends `name=value` (with a leading `&` unless `out` is empty) in the canonical encoding.
+pub(crate) fn append_pair(out: &mut String, name: &str, value: &str) {
+    if !out.is_empty() {
+        out.push('&');
+    }
+    out.extend(percent_encoding::utf8_percent_encode(name, COMPONENT));
+    out.push('=');
+    out.extend(percent_encoding::utf8_percent_encode(value, COMPONENT));
+}
+
+/// The first value of `name`.
+pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
+    pairs
+        .iter()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.as_ref())
+}
+
+/// The parameters of a pushed request, as the inner service receives them.
+///
+/// The layer inserts one into the request extensions whenever it replaces a `request_uri` with
+/// the pushed parameters, so the inner service can tell that the request was pushed and read the
+/// parameters without parsing them again. It is the complete request even when the rebuilt query
+/// would be too long for a URI (see [`PushedAuthorizationRequest::is_complete_in_uri`]).
+///
+/// ```
+/// # use tower_par::PushedAuthorizationRequest;
+/// fn authorize(pushed: Option<&PushedAuthorizationRequest>) -> &'static str {
+///     match pushed {
+///         Some(p) if p.get("response_type") == Some("code") => "pushed code flow",
+///         Some(_) => "pushed",
+///         None => "front channel",
+///     }
+/// }
+/// assert_eq!(authorize(None), "front channel");
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct PushedAuthorizationRequest {
+    client_id: String,
+    params: Vec<(String, String)>,
+    complete_in_uri: bool,
+}
+
+impl PushedAuthorizationRequest {
+    pub(crate) fn new(
+        client_id: String,
+        params: Vec<(String, String)>,
+        complete_in_uri: bool,
+    ) -> Self {
+        Self {
+            client_id,
+            params,
+            complete_in_uri,
+        }
+    }
+
+    /// The client that pushed the request (and redeemed it).
+    #[must_use]
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The first value of a parameter.
+    #[must_use]
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value of a parameter (`resource` may repeat, RFC 8707).
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.params
+            .iter()
+            .filter(move |(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The pushed parameters in their pushed order, without `client_id` and client credentials.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.params.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+    }
+
+    /// Whether the rebuilt request carries every parameter in its URI (GET) or body (POST).
+    ///
+    /// `false` only for a GET whose rebuilt query would pass the 64 KiB limit of an `http::Uri`:
+    /// the URI then carries just `client_id`, and this extension is the only complete copy.
+    #[must_use]
+    pub const fn is_complete_in_uri(&self) -> bool {
+        self.complete_in_uri
+    }
+}
+
+impl fmt::Debug for PushedAuthorizationRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values can hold personal data (RFC 9126 §8); names are enough to debug a flow.
+        f.debug_struct("PushedAuthorizationRequest")
+            .field("client_id", &self.client_id)
+            .field(
+                "params",
+                &self.params.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .field("complete_in_uri", &self.complete_in_uri)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(input: &str) -> Result<Vec<(String, String)>, FormError> {
+        parse(input.as_bytes()).map(|pairs| {
+            pairs
+                .into_iter()
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect()
+        })
+    }
+
+    #[test]
+    fn plus_and_percent_twenty_both_decode_to_space() {
+        // PAR-03
+        assert_eq!(
+            owned("state=a+b%20c").unwrap(),
+            [("state".into(), "a b c".into())]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error_not_a_replacement_character() {
+        // PAR-03, rust-notes D11
+        assert_eq!(owned("state=%FF"), Err(FormError::Utf8));
+        assert_eq!(parse(b"state=\xff"), Err(FormError::Utf8));
+    }
+
+    #[test]
+    fn broken_percent_escapes_are_errors() {
+        for input in ["a=%", "a=%4", "a=%G1", "a=%4g", "%zz=1"] {
+            assert_eq!(owned(input), Err(FormError::PercentEncoding), "{input}");
+        }
+    }
+
+    #[test]
+    fn empty_values_are_omitted_and_order_is_kept() {
+        // VAL-07
+        assert_eq!(
+            owned("b=2&state=&a=1&&flag&=x").unwrap(),
+            [("b".into(), "2".into()), ("a".into(), "1".into())]
+        );
+        assert_eq!(owned("state=%20").unwrap(), [("state".into(), " ".into())]);
+    }
+
+    #[test]
+    fn duplicates_are_found_except_repeatable_names() {
+        // VAL-06
+        let pairs = parse(b"scope=a&resource=x&resource=y").unwrap();
+        assert!(reject_duplicates(&pairs, &["resource"]).is_ok());
+        let pairs = parse(b"scope=a&state=1&scope=b").unwrap();
+        assert_eq!(
+            reject_duplicates(&pairs, &["resource"]),
+            Err(FormError::Duplicate("scope".into()))
+        );
+        // Encoded names are compared decoded.
+        let pairs = parse(b"scope=a&sc%6Fpe=b").unwrap();
+        assert!(reject_duplicates(&pairs, &[]).is_err());
+    }
+
+    #[test]
+    fn duplicates_are_found_in_large_forms() {
+        let mut body: String = (0..1000).map(|i| format!("p{i}=v&")).collect();
+        assert!(reject_duplicates(&parse(body.as_bytes()).unwrap(), &[]).is_ok());
+        body.push_str("p500=again");
+        assert_eq!(
+            reject_duplicates(&parse(body.as_bytes()).unwrap(), &[]),
+            Err(FormError::Duplicate("p500".into()))
+        );
+    }
+
+    #[test]
+    fn canonical_encoding_round_trips_exactly() {
+        let values = [
+            "a b+c",
+            "https://c.example/cb?x=1&y=2#f",
+            "zoë 日本 🎉",
+            "%41~-._*",
+            "\u{0}",
+        ];
+        let mut query = String::new();
+        for v in values {
+            append_pair(&mut query, "p q", v);
+        }
+        assert!(
+            query
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~%=&".contains(&b)),
+            "{query}"
+        );
+        assert!(query.contains("a%20b%2Bc"));
+        let back: Vec<String> = parse(query.as_bytes())
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v.into_owned())
+            .collect();
+        assert_eq!(back, values);
+    }
+
+    #[test]
+    fn borrowed_when_nothing_to_decode() {
+        let pairs = parse(b"client_id=web-app").unwrap();
+        assert!(matches!(pairs[0].1, Cow::Borrowed(_)));
+    }
+}

@@ -1,0 +1,469 @@
+//! The PAR endpoint (RFC 9126 §2): method and size checks, strict form decoding, client
+//! authentication, validation as the authorization endpoint would do it, storage, `201`.
+
+use std::{fmt::Write as _, time::Duration};
+
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use bytes::Bytes;
+use http::{header, request::Parts, HeaderValue, Method, Request, Response, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
+
+use crate::{
+    client::{authenticate, Client},
+    error::{no_store, OAuthError},
+    layer::{Config, PkceRequirement},
+    params::{self, FormError, Pair},
+    store::{Record, StoreError, StoreKey},
+    BoxError,
+};
+
+/// The prefix of every `request_uri` the layer issues (RFC 9126 §2.2).
+pub(crate) const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+
+/// Parameters that authenticate the client and never become part of the stored request (VAL-08).
+const CREDENTIAL_PARAMS: [&str; 4] = [
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+];
+
+/// RFC 8707 §2: `resource` may be sent more than once.
+pub(crate) const REPEATABLE: &[&str] = &["resource"];
+
+/// `405` with `Allow: POST` (RFC 9110 §15.5.6, PAR-02).
+pub(crate) fn method_not_allowed() -> Response<Bytes> {
+    let mut response = OAuthError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request",
+        "the PAR endpoint accepts POST only",
+    )
+    .to_response();
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST"));
+    response
+}
+
+/// `413` when the declared length is over the cap: answered before a byte of the body is read.
+pub(crate) fn declared_too_large<B: Body>(
+    config: &Config,
+    req: &Request<B>,
+) -> Option<Response<Bytes>> {
+    exceeds_limit(req.headers(), req.body(), config.max_body)
+        .then(|| OAuthError::payload_too_large(config.max_body).to_response())
+}
+
+pub(crate) fn exceeds_limit<B: Body>(headers: &http::HeaderMap, body: &B, limit: usize) -> bool {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    declared.is_some_and(|len| len > limit as u64) || body.size_hint().lower() > limit as u64
+}
+
+/// Handles a POST to the PAR endpoint; every outcome is a response.
+pub(crate) async fn push<B>(config: &Config, req: Request<B>) -> Response<Bytes>
+where
+    B: Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    debug_assert_eq!(req.method(), Method::POST);
+    let (parts, body) = req.into_parts();
+    match accept(config, &parts, body).await {
+        Ok(response) => response,
+        Err(err) => {
+            tracing::info!(
+                error = err.code(),
+                reason = err.description(),
+                "pushed authorization request rejected"
+            );
+            err.to_response()
+        }
+    }
+}
+
+async fn accept<B>(config: &Config, parts: &Parts, body: B) -> Result<Response<Bytes>, OAuthError>
+where
+    B: Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
+    check_media_type(&parts.headers)?;
+    check_query(parts.uri.query())?;
+    let bytes = read_body(body, config.max_body).await?;
+    let pairs = params::parse(&bytes).map_err(form_error)?;
+    params::reject_duplicates(&pairs, REPEATABLE).map_err(form_error)?;
+    if params::first(&pairs, "request_uri").is_some() {
+        return Err(OAuthError::invalid_request(
+            "request_uri must not be pushed (RFC 9126 section 2.1)",
+        ));
+    }
+
+    let client = authenticate(config, &parts.headers, &pairs).await?.client;
+    let now = config.clock.now();
+    let pushed = pushed_params(config, parts, &client, pairs, now).await?;
+    validate(config, &client, &pushed.pairs)?;
+
+    let lifetime = client.par_lifetime().unwrap_or(config.default_lifetime);
+    let expires_at = match pushed.expires_at {
+        // A request object's `exp` caps the handle's life (node-oidc-provider, Janssen #860).
+        Some(exp) => exp.min(now + lifetime),
+        None => now + lifetime,
+    };
+    let expires_in = expires_at
+        .duration_since(now)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    if expires_in == 0 {
+        return Err(OAuthError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_object",
+            "the request object expires too soon",
+        ));
+    }
+
+    let mut handle = [0u8; 32];
+    getrandom::fill(&mut handle).map_err(|err| {
+        tracing::error!(error = %err, "the operating system's random number generator failed");
+        OAuthError::unavailable("no randomness available, retry later")
+    })?;
+    let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
+    let record = Record::new(
+        now + Duration::from_secs(expires_in),
+        encode_payload(&pushed.pairs),
+    );
+    config
+        .store
+        .put(key, record, now)
+        .await
+        .map_err(|err| store_error(&err))?;
+
+    tracing::info!(
+        client_id = client.client_id(),
+        expires_in,
+        "pushed authorization request accepted"
+    );
+    let mut body = String::with_capacity(REQUEST_URI_PREFIX.len() + 80);
+    body.push_str("{\"request_uri\":\"");
+    body.push_str(REQUEST_URI_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(handle, &mut body);
+    let _ = write!(body, "\",\"expires_in\":{expires_in}}}");
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = StatusCode::CREATED;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    no_store(response.headers_mut());
+    Ok(response)
+}
+
+/// The parameters to store, and a deadline a signed request object imposes.
+pub(crate) struct Pushed<'a> {
+    pub(crate) pairs: Vec<Pair<'a>>,
+    pub(crate) expires_at: Option<std::time::SystemTime>,
+}
+
+#[cfg_attr(not(feature = "jwt"), allow(clippy::unused_async))]
+async fn pushed_params<'a>(
+    config: &Config,
+    parts: &Parts,
+    client: &Client,
+    pairs: Vec<Pair<'a>>,
+    now: std::time::SystemTime,
+) -> Result<Pushed<'a>, OAuthError> {
+    #[cfg(feature = "jwt")]
+    {
+        crate::client::jwt_params(config, parts, client, pairs, now).await
+    }
+    #[cfg(not(feature = "jwt"))]
+    {
+        let _ = (config, parts, now);
+        if params::first(&pairs, "request").is_some() {
+            // JAR-01
+            return Err(OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "request_not_supported",
+                "request objects are not enabled on this server",
+            ));
+        }
+        if client.require_signed_request_object() {
+            return Err(OAuthError::invalid_request(
+                "this client must push a signed request object",
+            ));
+        }
+        Ok(Pushed {
+            pairs,
+            expires_at: None,
+        })
+    }
+}
+
+/// The stored form of the request: canonical encoding, pushed order, credentials removed.
+fn encode_payload(pairs: &[Pair<'_>]) -> String {
+    let mut out = String::with_capacity(
+        pairs
+            .iter()
+            .map(|(n, v)| n.len() + v.len() + 2)
+            .sum::<usize>()
+            + 16,
+    );
+    for (name, value) in pairs {
+        if !CREDENTIAL_PARAMS.contains(&name.as_ref()) {
+            params::append_pair(&mut out, name, value);
+        }
+    }
+    out
+}
+
+pub(crate) fn form_error(err: FormError) -> OAuthError {
+    OAuthError::invalid_request(err.to_string())
+}
+
+pub(crate) fn store_error(err: &StoreError) -> OAuthError {
+    match err {
+        StoreError::Full => {
+            tracing::warn!("pushed request refused: the store is full");
+            OAuthError::unavailable("the server holds too many pushed requests, retry later")
+        }
+        other => {
+            tracing::error!(error = %other, "pushed request store failed");
+            OAuthError::unavailable("the pushed request store is unavailable, retry later")
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded`, any case, with optional parameters; a charset other
+/// than UTF-8 is refused because RFC 6749 App. B forms are UTF-8 (PAR-03).
+///
+/// A wrong media type is `400 invalid_request` rather than `415`: RFC 9126 §2.3 errors are
+/// RFC 6749 §5.2 JSON, and the OpenID conformance suite expects 400 for every PAR error but
+/// `invalid_client`.
+pub(crate) fn check_media_type(headers: &http::HeaderMap) -> Result<(), OAuthError> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if is_form(value) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded (UTF-8)",
+        ))
+    }
+}
+
+pub(crate) fn is_form(content_type: &str) -> bool {
+    let mut parts = content_type.split(';');
+    let essence = parts.next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return false;
+    }
+    parts.all(|param| {
+        let (name, value) = param.split_once('=').unwrap_or((param, ""));
+        !name.trim().eq_ignore_ascii_case("charset")
+            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+    })
+}
+
+/// Client credentials never travel in the URI (RFC 6749 §2.3.1, PAR-06); other query
+/// parameters on the PAR URL are ignored, never merged into the pushed request.
+fn check_query(query: Option<&str>) -> Result<(), OAuthError> {
+    let Some(query) = query else { return Ok(()) };
+    let leaks = query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or("");
+        params::decode(name.as_bytes())
+            .is_ok_and(|n| matches!(n.as_ref(), "client_secret" | "client_assertion"))
+    });
+    if leaks {
+        return Err(OAuthError::invalid_request(
+            "client credentials must not be sent in the request URI",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads the body through `Limited`, so a chunked body is refused as soon as it passes the cap.
+pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, OAuthError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) if is_length_limit(&*err) => Err(OAuthError::payload_too_large(limit)),
+        Err(_) => Err(OAuthError::invalid_request(
+            "the request body could not be read",
+        )),
+    }
+}
+
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    // axum and others nest errors; walk the chain.
+    let mut current = Some(err);
+    while let Some(err) = current {
+        if err.is::<LengthLimitError>() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// Validates the pushed request as the authorization endpoint would (RFC 9126 §2.1 step 3).
+pub(crate) fn validate(
+    config: &Config,
+    client: &Client,
+    pairs: &[Pair<'_>],
+) -> Result<(), OAuthError> {
+    let response_type = params::first(pairs, "response_type")
+        .ok_or_else(|| OAuthError::invalid_request("response_type is required"))?;
+    let (mut wants_code, mut wants_implicit) = (false, false);
+    for part in response_type.split(' ').filter(|p| !p.is_empty()) {
+        match part {
+            "code" => wants_code = true,
+            "token" | "id_token" => wants_implicit = true,
+            _ => {
+                return Err(OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unsupported_response_type",
+                    format!("response_type {part} is not supported"),
+                ))
+            }
+        }
+    }
+    let unauthorized =
+        |why: String| OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", why);
+    if !client.has_grant("authorization_code") && !client.has_grant("implicit") {
+        // P1-06: PAR serves the grants that use the authorization endpoint.
+        return Err(unauthorized(
+            "the client has no grant type that uses the authorization endpoint (authorization_code or implicit)".into(),
+        ));
+    }
+    if wants_code && !client.has_grant("authorization_code") {
+        return Err(unauthorized(
+            "the client may not use response_type code (no authorization_code grant)".into(),
+        ));
+    }
+    if wants_implicit && !client.has_grant("implicit") {
+        return Err(unauthorized(format!(
+            "the client may not use response_type {response_type} (no implicit grant)"
+        )));
+    }
+
+    match params::first(pairs, "redirect_uri") {
+        Some(uri) if !client.has_redirect_uri(uri) => {
+            // VAL-03: invalid_request, never an RFC 7591 code.
+            return Err(OAuthError::invalid_request(format!(
+                "redirect_uri {} is not registered for this client",
+                shorten(uri)
+            )));
+        }
+        Some(_) => {}
+        None if client.redirect_uris().len() == 1 => {}
+        None => {
+            return Err(OAuthError::invalid_request(format!(
+                "redirect_uri is required: the client has {} registered redirect URIs",
+                client.redirect_uris().len()
+            )))
+        }
+    }
+
+    if wants_code {
+        check_pkce(config, client, pairs)?;
+    }
+    Ok(())
+}
+
+fn shorten(s: &str) -> &str {
+    match s.char_indices().nth(200) {
+        Some((at, _)) => &s[..at],
+        None => s,
+    }
+}
+
+fn check_pkce(config: &Config, client: &Client, pairs: &[Pair<'_>]) -> Result<(), OAuthError> {
+    let required = match config.pkce {
+        PkceRequirement::PublicClients => !client.auth_method().is_confidential(),
+        PkceRequirement::AllClients => true,
+        PkceRequirement::Optional => false,
+    };
+    let method = params::first(pairs, "code_challenge_method");
+    let Some(challenge) = params::first(pairs, "code_challenge") else {
+        if method.is_some() {
+            return Err(OAuthError::invalid_request(
+                "code_challenge_method was sent without code_challenge",
+            ));
+        }
+        if required {
+            return Err(OAuthError::invalid_request(
+                "code_challenge is required (PKCE with S256)",
+            ));
+        }
+        return Ok(());
+    };
+    // RFC 7636 §4.2: 43-128 characters of the unreserved set.
+    let well_formed = (43..=128).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    if !well_formed {
+        return Err(OAuthError::invalid_request(
+            "code_challenge must be 43-128 unreserved characters",
+        ));
+    }
+    match method {
+        Some("S256") => Ok(()),
+        // RFC 7636 §4.3: no method means plain.
+        None | Some("plain") if config.allow_plain_pkce => Ok(()),
+        None | Some("plain") => Err(OAuthError::invalid_request(
+            "code_challenge_method must be S256",
+        )),
+        Some(_) => Err(OAuthError::invalid_request(
+            "code_challenge_method is not supported (use S256)",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_media_type_in_any_case_with_parameters() {
+        for ok in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-Urlencoded",
+            "application/x-www-form-urlencoded; charset=UTF-8",
+            "application/x-www-form-urlencoded;charset=\"utf-8\"",
+            "application/x-www-form-urlencoded ; foo=bar",
+        ] {
+            assert!(is_form(ok), "{ok}");
+        }
+        for bad in [
+            "application/json",
+            "multipart/form-data",
+            "",
+            "application/x-www-form-urlencoded; charset=ISO-8859-1",
+            "text/plain; x=application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_form(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn credentials_in_the_query_are_refused_other_query_parameters_ignored() {
+        assert!(check_query(Some("client_secret=x")).is_err());
+        assert!(check_query(Some("a=1&client%5Fassertion=x")).is_err());
+        assert!(check_query(Some("scope=admin")).is_ok());
+        assert!(check_query(None).is_ok());
+    }
+
+    #[test]
+    fn payload_drops_credentials_and_keeps_order() {
+        let pairs = params::parse(b"b=2&client_id=x&client_secret=s&a=1+2&client_assertion_type=t")
+            .unwrap();
+        assert_eq!(encode_payload(&pairs), "b=2&a=1%202");
+    }
+}

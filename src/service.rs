@@ -1,0 +1,124 @@
+//! [`ParService`]: routes each request to the PAR endpoint, the authorization-endpoint swap, or
+//! straight through.
+
+use std::{
+    fmt,
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response};
+use http_body::Body;
+use tower_service::Service;
+
+use crate::{
+    authorize,
+    body::{RequestBody, ResponseBody},
+    future::ResponseFuture,
+    layer::Config,
+    metadata, push, BoxError,
+};
+
+/// The service [`ParLayer`](crate::ParLayer) produces around an inner authorization server.
+///
+/// The inner service receives [`RequestBody<B>`](crate::RequestBody) (the original body, or the
+/// rebuilt form of a pushed request) and its errors stay its own: wrapped around an axum
+/// `Router`, the error type is still `Infallible`.
+#[derive(Clone)]
+pub struct ParService<S> {
+    inner: S,
+    config: Arc<Config>,
+}
+
+impl<S> ParService<S> {
+    pub(crate) const fn new(inner: S, config: Arc<Config>) -> Self {
+        Self { inner, config }
+    }
+
+    /// The inner service.
+    pub const fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ParService<S>
+where
+    S: Service<Request<RequestBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody, S::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let path = req.uri().path();
+        if path == &*self.config.par_path {
+            return self.push(req);
+        }
+        if path == &*self.config.authorize_path
+            && (req.method() == Method::GET || req.method() == Method::POST)
+        {
+            // tower's clone rule: the ready service goes into the future, the clone stays.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            let config = Arc::clone(&self.config);
+            return ResponseFuture::boxed(Box::pin(authorize::authorize(config, inner, req)));
+        }
+        if let Some(document) = &self.config.metadata {
+            if req.method() == Method::GET && metadata::WELL_KNOWN_PATHS.contains(&path) {
+                return ResponseFuture::ready(metadata::response(document).map(ResponseBody::own));
+            }
+        }
+        ResponseFuture::passthrough(self.inner.call(req.map(RequestBody::original)))
+    }
+}
+
+impl<S> ParService<S> {
+    fn push<B, ResBody, F, E>(&self, req: Request<B>) -> ResponseFuture<F, ResBody, E>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        ResBody: Send + 'static,
+    {
+        if req.method() != Method::POST {
+            return ResponseFuture::ready(push::method_not_allowed().map(ResponseBody::own));
+        }
+        if let Some(too_large) = push::declared_too_large(&self.config, &req) {
+            return ResponseFuture::ready(too_large.map(ResponseBody::own));
+        }
+        let config = Arc::clone(&self.config);
+        ResponseFuture::boxed(Box::pin(async move {
+            Ok(push::push(&config, req).await.map(ResponseBody::own))
+        }))
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for ParService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ParService")
+            .field("inner", &self.inner)
+            .field("par_path", &self.config.par_path)
+            .field("authorize_path", &self.config.authorize_path)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,604 @@
+//! The conformance suite every [`ParStore`] backend runs (feature `test-suite`).
+//!
+//! A backend's integration test calls [`run`](crate::store::test_suite::run) with a constructor,
+//! or the `check_*` functions one by one so that a failure names the rule:
+//!
+//! ```no_run
+//! use tower_par::store::{test_suite, MemoryStore};
+//!
+//! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+//! async fn conforms() {
+//!     // For a networked backend: connect here and empty its key space.
+//!     test_suite::run(|capacity| async move { MemoryStore::with_capacity(capacity) }).await;
+//! }
+//! ```
+//!
+//! All time is explicit (`now` arguments around one base instant near the real clock, so backends
+//! with server-side expiry such as Redis `PXAT` work too); nothing sleeps. Keys carry a random
+//! per-check nonce, so a backend that cannot be emptied between runs still passes. The race
+//! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism. Every
+//! check panics with a message naming the broken rule (spec-checklist IDs in brackets).
+
+use std::{
+    future::Future,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use tokio::{sync::Barrier, task::JoinSet};
+
+use super::{unix_millis, ParStore, Record, StoreError, StoreKey};
+
+/// The capacity [`run`] asks for in every check except [`check_capacity_refusal`].
+pub const STORE_CAPACITY: u64 = 1_024;
+
+/// The capacity [`check_capacity_refusal`] expects its store to have.
+pub const SMALL_STORE_CAPACITY: u64 = 3;
+
+/// Runs every check. `make(capacity)` must return a fresh, empty store that holds at most
+/// `capacity` live entries.
+pub async fn run<S, F, Fut>(mut make: F)
+where
+    S: ParStore,
+    F: FnMut(u64) -> Fut,
+    Fut: Future<Output = S>,
+{
+    check_put_then_take(make(STORE_CAPACITY).await).await;
+    check_take_unknown_key(make(STORE_CAPACITY).await).await;
+    check_put_existing_key(make(STORE_CAPACITY).await).await;
+    check_expiry_at_exact_deadline(make(STORE_CAPACITY).await).await;
+    check_capacity_refusal(make(SMALL_STORE_CAPACITY).await).await;
+    check_parallel_takes(Arc::new(make(STORE_CAPACITY).await)).await;
+    check_open_then_complete(make(STORE_CAPACITY).await).await;
+    check_open_after_expiry(make(STORE_CAPACITY).await).await;
+    check_reopen_after_window(make(STORE_CAPACITY).await).await;
+    check_complete_without_open(make(STORE_CAPACITY).await).await;
+    check_parallel_completes(Arc::new(make(STORE_CAPACITY).await)).await;
+    check_remember(make(STORE_CAPACITY).await).await;
+    check_parallel_remember(Arc::new(make(STORE_CAPACITY).await)).await;
+    check_keys_are_independent(make(STORE_CAPACITY).await).await;
+    check_payload_round_trip(make(STORE_CAPACITY).await).await;
+}
+
+/// Lifetime of the records the checks push.
+const LIFETIME: Duration = Duration::from_secs(60);
+/// Retention window of the consumption-at-completion checks.
+const WINDOW: Duration = Duration::from_secs(30);
+const MS: Duration = Duration::from_millis(1);
+
+/// Fresh keys and the base instant for one check.
+struct Fixture {
+    t0: SystemTime,
+    nonce: [u8; 16],
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let mut nonce = [0; 16];
+        if getrandom::fill(&mut nonce).is_err() {
+            // Uniqueness per run is all that is needed here, not secrecy.
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos());
+            nonce = nanos.to_be_bytes();
+        }
+        Self {
+            // Whole milliseconds, so `t0 + n ms` is exactly what a record stores.
+            t0: UNIX_EPOCH + Duration::from_millis(unix_millis(SystemTime::now())),
+            nonce,
+        }
+    }
+
+    fn key(&self, name: &str) -> StoreKey {
+        self.key_for("suite-client", name)
+    }
+
+    fn key_for(&self, client_id: &str, name: &str) -> StoreKey {
+        let handle = [&self.nonce[..], name.as_bytes()].concat();
+        StoreKey::derive("https://as.test-suite.example", client_id, &handle)
+    }
+
+    fn record(&self, payload: &'static str) -> Record {
+        Record::new(self.t0 + LIFETIME, payload)
+    }
+
+    fn deadline(&self) -> SystemTime {
+        self.t0 + LIFETIME
+    }
+}
+
+async fn put_ok<S: ParStore>(
+    store: &S,
+    key: StoreKey,
+    record: Record,
+    now: SystemTime,
+    what: &str,
+) {
+    if let Err(e) = store.put(key, record, now).await {
+        panic!("{what}: put must succeed, got {e:?}");
+    }
+}
+
+async fn take<S: ParStore>(store: &S, key: StoreKey, now: SystemTime) -> Option<Record> {
+    store
+        .take(key, now)
+        .await
+        .unwrap_or_else(|e| panic!("take must not fail: {e:?}"))
+}
+
+async fn open<S: ParStore>(store: &S, key: StoreKey, now: SystemTime) -> Option<Record> {
+    store
+        .open(key, now, WINDOW)
+        .await
+        .unwrap_or_else(|e| panic!("open must not fail: {e:?}"))
+}
+
+async fn complete<S: ParStore>(store: &S, key: StoreKey, now: SystemTime) -> bool {
+    store
+        .complete(key, now)
+        .await
+        .unwrap_or_else(|e| panic!("complete must not fail: {e:?}"))
+}
+
+async fn remember<S: ParStore>(
+    store: &S,
+    key: StoreKey,
+    until: SystemTime,
+    now: SystemTime,
+) -> bool {
+    store
+        .remember(key, until, now)
+        .await
+        .unwrap_or_else(|e| panic!("remember must not fail: {e:?}"))
+}
+
+/// Put then take returns the same record; a second take returns `None` (URI-03).
+pub async fn check_put_then_take<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("once");
+    let record = fx.record("scope=openid&state=abc");
+    put_ok(&store, key, record.clone(), fx.t0, "put then take").await;
+    assert_eq!(
+        take(&store, key, fx.t0 + MS).await,
+        Some(record),
+        "take after put must return the pushed record unchanged"
+    );
+    assert_eq!(
+        take(&store, key, fx.t0 + MS).await,
+        None,
+        "[URI-03] a second take of the same key must return None (one-time use)"
+    );
+}
+
+/// A take of a key that was never pushed returns `None`.
+pub async fn check_take_unknown_key<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    put_ok(
+        &store,
+        fx.key("present"),
+        fx.record("p"),
+        fx.t0,
+        "unknown key",
+    )
+    .await;
+    assert_eq!(
+        take(&store, fx.key("never-pushed"), fx.t0).await,
+        None,
+        "take of a key that was never pushed must return None"
+    );
+}
+
+/// A put of a present key is refused with [`StoreError::Exists`] and the original survives.
+pub async fn check_put_existing_key<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("dup");
+    let original = fx.record("original");
+    put_ok(&store, key, original.clone(), fx.t0, "first put").await;
+    let second = store.put(key, fx.record("intruder"), fx.t0 + MS).await;
+    assert!(
+        matches!(second, Err(StoreError::Exists)),
+        "a put of a present key must fail with StoreError::Exists, got {second:?}"
+    );
+    assert_eq!(
+        take(&store, key, fx.t0 + MS).await,
+        Some(original),
+        "a refused put must not overwrite the original record"
+    );
+}
+
+/// A record is alive at `expires_at - 1 ms` and dead at exactly `expires_at`, for `take` and
+/// for a first `open` (URI-02).
+pub async fn check_expiry_at_exact_deadline<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let deadline = fx.deadline();
+    let keys = ["take-before", "take-at", "open-before", "open-at"].map(|n| fx.key(n));
+    for key in keys {
+        put_ok(&store, key, fx.record("p"), fx.t0, "expiry").await;
+    }
+    let [take_before, take_at, open_before, open_at] = keys;
+    assert!(
+        take(&store, take_before, deadline - MS).await.is_some(),
+        "[URI-02] take at expires_at - 1 ms must still return the record"
+    );
+    assert_eq!(
+        take(&store, take_at, deadline).await,
+        None,
+        "[URI-02] take at exactly expires_at must return None (dead from expires_at on)"
+    );
+    assert!(
+        open(&store, open_before, deadline - MS).await.is_some(),
+        "[URI-02] a first open at expires_at - 1 ms must return the record"
+    );
+    assert_eq!(
+        open(&store, open_at, deadline).await,
+        None,
+        "[URI-02] a first open at exactly expires_at must return None"
+    );
+}
+
+/// With capacity [`SMALL_STORE_CAPACITY`] (3): three puts succeed, the fourth is refused with
+/// [`StoreError::Full`] without losing any earlier record, and after a take a put succeeds again.
+pub async fn check_capacity_refusal<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let [a, b, c, d, e] = ["a", "b", "c", "d", "e"].map(|n| fx.key(n));
+    for (key, payload) in [(a, "a"), (b, "b"), (c, "c")] {
+        put_ok(
+            &store,
+            key,
+            fx.record(payload),
+            fx.t0,
+            "capacity: the first three",
+        )
+        .await;
+    }
+    let refused = store.put(d, fx.record("d"), fx.t0).await;
+    assert!(
+        matches!(refused, Err(StoreError::Full)),
+        "the 4th put into a store of capacity 3 must fail with StoreError::Full, got {refused:?}"
+    );
+    assert_eq!(
+        take(&store, a, fx.t0).await,
+        Some(fx.record("a")),
+        "a refused put must not make an earlier record disappear"
+    );
+    put_ok(&store, d, fx.record("d"), fx.t0, "capacity: after a take").await;
+    let refused = store.put(e, fx.record("e"), fx.t0).await;
+    assert!(
+        matches!(refused, Err(StoreError::Full)),
+        "the store is full again (b, c, d): the next put must fail with Full, got {refused:?}"
+    );
+    for (key, payload) in [(b, "b"), (c, "c"), (d, "d")] {
+        assert_eq!(
+            take(&store, key, fx.t0).await,
+            Some(fx.record(payload)),
+            "record {payload:?} must survive the refused puts"
+        );
+    }
+    assert_eq!(
+        take(&store, e, fx.t0).await,
+        None,
+        "a refused put must not store the record"
+    );
+}
+
+/// Spawns `n` tasks that start together and run `op`; returns their results.
+async fn race<S, T, F, Fut>(store: Arc<S>, n: usize, op: F) -> Vec<T>
+where
+    S: ParStore,
+    T: Send + 'static,
+    F: Fn(Arc<S>) -> Fut,
+    Fut: Future<Output = T> + Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(n));
+    let mut tasks = JoinSet::new();
+    for _ in 0..n {
+        let barrier = Arc::clone(&barrier);
+        let fut = op(Arc::clone(&store));
+        tasks.spawn(async move {
+            barrier.wait().await;
+            fut.await
+        });
+    }
+    let mut results = Vec::with_capacity(n);
+    while let Some(joined) = tasks.join_next().await {
+        results.push(joined.unwrap_or_else(|e| panic!("a racing task failed: {e}")));
+    }
+    results
+}
+
+/// 1,000 concurrent takes of one key: exactly one gets the record (URI-03).
+pub async fn check_parallel_takes<S: ParStore>(store: Arc<S>) {
+    let fx = Fixture::new();
+    let key = fx.key("contended");
+    let now = fx.t0;
+    put_ok(&*store, key, fx.record("p"), now, "parallel takes").await;
+    let results = race(store, 1_000, |store| async move {
+        store
+            .take(key, now)
+            .await
+            .unwrap_or_else(|e| panic!("take must not fail: {e:?}"))
+    })
+    .await;
+    let winners = results.iter().filter(|r| r.is_some()).count();
+    assert_eq!(
+        winners, 1,
+        "[URI-03] exactly one of 1,000 concurrent takes must get the record, {winners} did"
+    );
+}
+
+/// Consumption at completion: two opens within the window return the record, `complete` wins
+/// once, and afterwards neither `open` nor `complete` succeeds (URI-04).
+pub async fn check_open_then_complete<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("completion");
+    let record = fx.record("scope=openid");
+    put_ok(&store, key, record.clone(), fx.t0, "open/complete").await;
+    let t = |secs| fx.t0 + Duration::from_secs(secs);
+    assert_eq!(
+        open(&store, key, t(1)).await,
+        Some(record.clone()),
+        "[URI-04] the first open must return the record"
+    );
+    assert_eq!(
+        open(&store, key, t(10)).await,
+        Some(record),
+        "[URI-04] a second open within the window must return the record again (page reload)"
+    );
+    assert!(
+        complete(&store, key, t(11)).await,
+        "[URI-04] complete within the window must succeed"
+    );
+    assert!(
+        !complete(&store, key, t(12)).await,
+        "[URI-03] a second complete must fail"
+    );
+    assert_eq!(
+        open(&store, key, t(12)).await,
+        None,
+        "[URI-03] open after complete must return None"
+    );
+}
+
+/// A first `open` at or after `expires_at` returns `None`, and does not revive the record.
+pub async fn check_open_after_expiry<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("late-open");
+    put_ok(&store, key, fx.record("p"), fx.t0, "open after expiry").await;
+    assert_eq!(
+        open(&store, key, fx.deadline()).await,
+        None,
+        "[URI-02] a first open at expires_at (never opened before) must return None"
+    );
+    assert!(
+        !complete(&store, key, fx.deadline()).await,
+        "[URI-02] complete of an expired, never opened record must fail"
+    );
+    assert_eq!(
+        take(&store, key, fx.deadline()).await,
+        None,
+        "[URI-02] an expired record must stay dead"
+    );
+}
+
+/// The window runs from the first open: opens succeed until `opened_at + window - 1 ms`, even
+/// past the record's `expires_at`, and fail from `opened_at + window` on (URI-04).
+pub async fn check_reopen_after_window<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let early = fx.key("opened-early");
+    let late = fx.key("opened-late");
+    put_ok(&store, early, fx.record("early"), fx.t0, "reopen").await;
+    put_ok(&store, late, fx.record("late"), fx.t0, "reopen").await;
+
+    let opened_at = fx.t0 + Duration::from_secs(1);
+    assert!(
+        open(&store, early, opened_at).await.is_some(),
+        "first open must succeed"
+    );
+    assert!(
+        open(&store, early, opened_at + WINDOW - MS).await.is_some(),
+        "[URI-04] an open at opened_at + window - 1 ms must still return the record"
+    );
+    assert_eq!(
+        open(&store, early, opened_at + WINDOW).await,
+        None,
+        "[URI-04] an open at opened_at + window must return None (window over)"
+    );
+    assert!(
+        !complete(&store, early, opened_at + WINDOW).await,
+        "[URI-04] complete after the window must fail"
+    );
+
+    // Opened shortly before expires_at: the window, not expires_at, now decides.
+    let opened_at = fx.deadline() - Duration::from_secs(1);
+    assert!(
+        open(&store, late, opened_at).await.is_some(),
+        "first open must succeed"
+    );
+    assert!(
+        open(&store, late, fx.deadline() + Duration::from_secs(5))
+            .await
+            .is_some(),
+        "[URI-04] an opened record must stay available for its window, past expires_at"
+    );
+    assert!(
+        complete(&store, late, fx.deadline() + Duration::from_secs(5)).await,
+        "[URI-04] complete within the window must succeed past expires_at"
+    );
+}
+
+/// `complete` of a record that was never opened fails and leaves the record usable.
+pub async fn check_complete_without_open<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("unopened");
+    put_ok(&store, key, fx.record("p"), fx.t0, "complete without open").await;
+    assert!(
+        !complete(&store, key, fx.t0).await,
+        "complete of a record that was never opened must fail"
+    );
+    assert!(
+        !complete(&store, fx.key("absent"), fx.t0).await,
+        "complete of an unknown key must fail"
+    );
+    assert!(
+        open(&store, key, fx.t0).await.is_some(),
+        "a failed complete must not consume the record"
+    );
+    assert!(
+        complete(&store, key, fx.t0).await,
+        "complete after open must succeed"
+    );
+}
+
+/// 200 concurrent completes of one opened record: exactly one succeeds (URI-03, URI-04).
+pub async fn check_parallel_completes<S: ParStore>(store: Arc<S>) {
+    let fx = Fixture::new();
+    let key = fx.key("contended-completion");
+    let now = fx.t0 + Duration::from_secs(1);
+    put_ok(&*store, key, fx.record("p"), fx.t0, "parallel completes").await;
+    assert!(open(&*store, key, now).await.is_some(), "open must succeed");
+    let results = race(store, 200, |store| async move {
+        store
+            .complete(key, now)
+            .await
+            .unwrap_or_else(|e| panic!("complete must not fail: {e:?}"))
+    })
+    .await;
+    let winners = results.iter().filter(|won| **won).count();
+    assert_eq!(
+        winners, 1,
+        "[URI-03] exactly one of 200 concurrent completes must succeed, {winners} did"
+    );
+}
+
+/// Replay memory: `true` the first time, `false` while remembered, `true` again once `until` has
+/// passed (and then remembered again).
+pub async fn check_remember<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let key = fx.key("jti");
+    let until = fx.t0 + LIFETIME;
+    assert!(
+        remember(&store, key, until, fx.t0).await,
+        "the first remember of an id must return true"
+    );
+    assert!(
+        !remember(&store, key, until + LIFETIME, fx.t0 + MS).await,
+        "a second remember before `until` must return false (replay)"
+    );
+    assert!(
+        !remember(&store, key, until + LIFETIME, until - MS).await,
+        "remember at until - 1 ms must still return false"
+    );
+    assert!(
+        remember(&store, key, until + LIFETIME, until).await,
+        "remember at exactly `until` must return true (the earlier remembrance is over)"
+    );
+    assert!(
+        !remember(&store, key, until + LIFETIME, until + MS).await,
+        "the renewed remembrance must be in force"
+    );
+}
+
+/// 1,000 concurrent remembers of one id: exactly one returns `true`.
+pub async fn check_parallel_remember<S: ParStore>(store: Arc<S>) {
+    let fx = Fixture::new();
+    let key = fx.key("contended-jti");
+    let (now, until) = (fx.t0, fx.t0 + LIFETIME);
+    let results = race(store, 1_000, |store| async move {
+        store
+            .remember(key, until, now)
+            .await
+            .unwrap_or_else(|e| panic!("remember must not fail: {e:?}"))
+    })
+    .await;
+    let firsts = results.iter().filter(|first| **first).count();
+    assert_eq!(
+        firsts, 1,
+        "exactly one of 1,000 concurrent remembers of one id must return true, {firsts} did"
+    );
+}
+
+/// Records under different keys do not affect each other; in particular the same handle under
+/// another client's key is a different record (URI-01).
+pub async fn check_keys_are_independent<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let one = fx.key("one");
+    let two = fx.key("two");
+    let other_client = fx.key_for("another-client", "one");
+    let jti = fx.key("jti-next-door");
+    let short = Record::new(fx.t0 + Duration::from_secs(5), "short");
+    put_ok(&store, one, fx.record("one"), fx.t0, "independent keys").await;
+    put_ok(&store, two, short.clone(), fx.t0, "independent keys").await;
+    assert!(
+        remember(&store, jti, fx.t0 + LIFETIME, fx.t0).await,
+        "remember must succeed"
+    );
+
+    assert_eq!(
+        take(&store, other_client, fx.t0).await,
+        None,
+        "[URI-01] the same handle under another client's key must not find the record"
+    );
+    assert_eq!(
+        take(&store, one, fx.t0).await,
+        Some(fx.record("one")),
+        "[URI-01] a take under the wrong client's key must not burn the record"
+    );
+    assert_eq!(
+        take(&store, two, fx.t0).await,
+        Some(short),
+        "taking one key must leave another key's record in place"
+    );
+    assert!(
+        open(&store, fx.key("three"), fx.t0).await.is_none(),
+        "open of an unknown key must return None"
+    );
+    assert!(
+        !remember(&store, jti, fx.t0 + LIFETIME, fx.t0).await,
+        "takes of other keys must not clear a remembered id"
+    );
+}
+
+/// Payloads round-trip byte-exactly, with their `expires_at`: empty, non-ASCII and binary.
+pub async fn check_payload_round_trip<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let all_bytes: Vec<u8> = (0..=255).collect();
+    let payloads = [
+        ("empty", Bytes::new()),
+        (
+            "non-ascii",
+            Bytes::from("scope=openid&claims=%7B%7D&login_hint=J\u{fc}rgen \u{1f600} \u{2713}"),
+        ),
+        ("binary", Bytes::from(all_bytes)),
+        ("nul", Bytes::from_static(b"\0\0a\0")),
+    ];
+    let odd_deadline = fx.t0 + Duration::from_millis(59_999);
+    for (name, payload) in &payloads {
+        let record = Record::new(odd_deadline, payload.clone());
+        put_ok(&store, fx.key(name), record, fx.t0, "round trip").await;
+    }
+    for (name, payload) in &payloads {
+        let back = take(&store, fx.key(name), fx.t0)
+            .await
+            .unwrap_or_else(|| panic!("the {name} record must be stored"));
+        assert_eq!(
+            back.payload(),
+            payload,
+            "the {name} payload must round-trip byte-exactly"
+        );
+        assert_eq!(
+            back.expires_at(),
+            odd_deadline,
+            "the {name} record's expires_at must round-trip to the millisecond"
+        );
+    }
+    // The opened state must keep the payload too.
+    let key = fx.key("opened");
+    let record = Record::new(odd_deadline, payloads[1].1.clone());
+    put_ok(&store, key, record.clone(), fx.t0, "round trip").await;
+    assert_eq!(
+        open(&store, key, fx.t0).await,
+        Some(record),
+        "open must return the payload byte-exactly"
+    );
+}

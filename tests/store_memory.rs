@@ -1,0 +1,93 @@
+//! `MemoryStore` against the shared store test-suite.
+#![cfg(feature = "test-suite")]
+
+use std::sync::Arc;
+
+use tower_par::store::{test_suite, MemoryStore};
+
+fn store() -> MemoryStore {
+    MemoryStore::with_capacity(test_suite::STORE_CAPACITY)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_suite() {
+    test_suite::run(|capacity| async move { MemoryStore::with_capacity(capacity) }).await;
+}
+
+#[tokio::test]
+async fn put_then_take() {
+    test_suite::check_put_then_take(store()).await;
+}
+
+#[tokio::test]
+async fn take_unknown_key() {
+    test_suite::check_take_unknown_key(store()).await;
+}
+
+#[tokio::test]
+async fn put_existing_key() {
+    test_suite::check_put_existing_key(store()).await;
+}
+
+#[tokio::test]
+async fn expiry_at_exact_deadline() {
+    test_suite::check_expiry_at_exact_deadline(store()).await;
+}
+
+#[tokio::test]
+async fn capacity_refusal() {
+    test_suite::check_capacity_refusal(MemoryStore::with_capacity(
+        test_suite::SMALL_STORE_CAPACITY,
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_takes() {
+    test_suite::check_parallel_takes(Arc::new(store())).await;
+}
+
+#[tokio::test]
+async fn open_then_complete() {
+    test_suite::check_open_then_complete(store()).await;
+}
+
+#[tokio::test]
+async fn open_after_expiry() {
+    test_suite::check_open_after_expiry(store()).await;
+}
+
+#[tokio::test]
+async fn reopen_after_window() {
+    test_suite::check_reopen_after_window(store()).await;
+}
+
+#[tokio::test]
+async fn complete_without_open() {
+    test_suite::check_complete_without_open(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_completes() {
+    test_suite::check_parallel_completes(Arc::new(store())).await;
+}
+
+#[tokio::test]
+async fn remember() {
+    test_suite::check_remember(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_remember() {
+    test_suite::check_parallel_remember(Arc::new(store())).await;
+}
+
+#[tokio::test]
+async fn keys_are_independent() {
+    test_suite::check_keys_are_independent(store()).await;
+}
+
+#[tokio::test]
+async fn payload_round_trip() {
+    test_suite::check_payload_round_trip(store()).await;
+}
