@@ -170,7 +170,7 @@ wait_quiet() {
     [ "$pct" -lt 10 ] && return 0
     [ $((i % 15)) = 0 ] && log "  machine ${pct}% busy with other processes; waiting (at most ${QUIET_WAIT}s)"
   done
-  log "  still busy after ${QUIET_WAIT}s; measuring anyway (see the 'other processes' column)"
+  log "  still busy after ${QUIET_WAIT}s; measuring anyway (see the 'rest of machine CPU' column)"
 }
 
 ROWS=()
@@ -261,11 +261,11 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
 
   echo "## Throughput"
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | other processes' CPU | expected / total | statuses | note |"
+  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   printf '%s\n' "${ROWS[@]}"
   echo
-  echo "CPU µs/request: (utime + stime of the server process during the measured run, from /proc/PID/stat at ${CLK_TCK} Hz) / requests; on 2 cores up to 2 s of CPU per wall second. Other processes' CPU: busy time of the whole machine (/proc/stat) minus the server minus wrk, as a share of all cores during the measured run."
+  echo "CPU µs/request: (utime + stime of the server process during the measured run, from /proc/PID/stat at ${CLK_TCK} Hz) / requests; on 2 cores up to 2 s of CPU per wall second. Rest of machine CPU: busy time of the whole machine (/proc/stat) minus the server minus wrk, as a share of all cores during the measured run: other processes plus kernel work charged to no task (softirq on an idle core); above a few percent the row is contaminated."
   echo
   echo "| ratio | value | goal |"
   echo "|---|---:|---|"
