@@ -158,16 +158,17 @@ wrk_run() {
 field() { grep -m1 -E '^(RESULT|CHECK) ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
 
 # Other helpers' compiles on a shared machine ruin a run: before each one, wait (bounded by
-# QUIET_WAIT seconds) until the machine was below 10% busy for a whole second.
+# QUIET_WAIT seconds) until the machine was below 10% busy for three seconds in a row.
 QUIET_WAIT=${QUIET_WAIT:-180}
 wait_quiet() {
-  local i b0 b1 pct
+  local i b0 b1 pct quiet=0
   for ((i = 0; i < QUIET_WAIT; i++)); do
     b0=$(busy_ticks)
     sleep 1
     b1=$(busy_ticks)
     pct=$(((b1 - b0) * 100 / CLK_TCK / $(nproc)))
-    [ "$pct" -lt 10 ] && return 0
+    if [ "$pct" -lt 10 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ "$quiet" -ge 3 ] && return 0
     [ $((i % 15)) = 0 ] && log "  machine ${pct}% busy with other processes; waiting (at most ${QUIET_WAIT}s)"
   done
   log "  still busy after ${QUIET_WAIT}s; measuring anyway (see the 'rest of machine CPU' column)"
