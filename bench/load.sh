@@ -9,7 +9,7 @@
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
 # Knobs (environment): DURATION=10s WARMUP=3s THREADS=1 CONNS=32 PIN=0 MEM_N=200000
-# FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=38400 QUIET_WAIT=180 PEER_NODE=node CARGO_TARGET_DIR=target
+# FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=23400 QUIET_WAIT=180 PEER_NODE=node CARGO_TARGET_DIR=target
 # PIN=1 runs the server on core 1 and wrk on core 0 (see the note printed at the start).
 #
 # Everything listens on 127.0.0.1; all loops are bounded; servers are killed on exit.
@@ -30,7 +30,8 @@ PIN=${PIN:-0}
 MEM_N=${MEM_N:-200000}
 FLOOD_CAP=${FLOOD_CAP:-10000}
 FLOOD_SECS=${FLOOD_SECS:-10}
-BASE_PORT=${BASE_PORT:-38400}
+# Below Linux's ephemeral range (32768-60999), where client sockets can hold a port.
+BASE_PORT=${BASE_PORT:-23400}
 # A real store holds rate x lifetime entries; the push runs must never hit the capacity limit.
 BIG_CAPACITY=${BIG_CAPACITY:-20000000}
 
@@ -123,22 +124,34 @@ PORT=$BASE_PORT
 SERVER_PID=
 SERVER_URL=
 
-# start_server NAME CMD... : start in the background, wait (bounded) for `listening on http://`.
+# start_server NAME CMD... : start in the background on the next free port (the argument @ADDR@
+# becomes 127.0.0.1:PORT), wait (bounded) for `listening on http://`. A port that is taken (by a
+# client socket of another process, say) moves on to the next one, at most 10 times.
 start_server() {
-  local name=$1 i line
+  local name=$1 i attempt line
   shift
-  : >"$WORK/$name.out"
-  "${SRV_PIN[@]}" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
-  SERVER_PID=$!
-  PIDS+=("$SERVER_PID")
-  for ((i = 0; i < 300; i++)); do
-    line=$(grep -m1 '^listening on http://' "$WORK/$name.out" || true)
-    if [ -n "$line" ]; then
-      SERVER_URL=${line#listening on }
-      return 0
+  local cmd=()
+  for ((attempt = 0; attempt < 10; attempt++)); do
+    PORT=$((PORT + 1))
+    cmd=("${@//@ADDR@/127.0.0.1:$PORT}")
+    : >"$WORK/$name.out"
+    "${SRV_PIN[@]}" "${cmd[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for ((i = 0; i < 300; i++)); do
+      line=$(grep -m1 '^listening on http://' "$WORK/$name.out" || true)
+      if [ -n "$line" ]; then
+        SERVER_URL=${line#listening on }
+        return 0
+      fi
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -qi 'in use' "$WORK/$name.err"; then
+      log "  port $PORT is taken; trying the next one"
+      continue
     fi
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
+    break
   done
   cat "$WORK/$name.err" >&2
   die "$name did not print 'listening on http://' within 30 s"
@@ -150,7 +163,6 @@ stop_server() {
   SERVER_PID=
 }
 
-next_port() { PORT=$((PORT + 1)); }
 
 # CPU ticks (utime + stime) of a process; the comm field may hold spaces, so cut after ')'.
 cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
@@ -238,21 +250,18 @@ echo
 if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   log "== throughput"
   # 1) par_server push.
-  next_port
-  start_server par_push "$PAR_SERVER" --listen "127.0.0.1:$PORT" --clients "$CLIENTS" \
+  start_server par_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
     --inner redirect --capacity "$BIG_CAPACITY"
   measure par_push "1. par_server push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
   stop_server
 
   # 2) bare hyper ceiling.
-  next_port
-  start_server bare "$BARE" --listen "127.0.0.1:$PORT"
+  start_server bare "$BARE" --listen @ADDR@
   measure bare "2. bare hyper 201 (ceiling, same request)" "$BENCH/push.lua" "" ""
   stop_server
 
   # 3) node-oidc-provider push.
-  next_port
-  start_server node_push env NODE_ENV=production "$PEER_NODE" "$BENCH/peer/server.js" --listen "127.0.0.1:$PORT"
+  start_server node_push env NODE_ENV=production "$PEER_NODE" "$BENCH/peer/server.js" --listen @ADDR@
   measure node_push "3. node-oidc-provider push (same request)" "$BENCH/push.lua" "" ""
   stop_server
 
@@ -262,8 +271,7 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   warm_s=$(secs "$WARMUP")
   main_s=$(secs "$DURATION")
   for factor in 5 10; do
-    next_port
-    start_server par_redeem "$PAR_SERVER" --listen "127.0.0.1:$PORT" --clients "$CLIENTS" \
+      start_server par_redeem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
       --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
     rm -f "$WORK/warm.handles" "$WORK/main.handles"
     log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
@@ -299,8 +307,7 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   # 5) Bytes per stored request: RSS delta over MEM_N pushes after a 10,000-push warm-up (which
   # sizes the runtime, connection buffers and allocator arenas), divided by the 201s counted.
   mem_secs=$((MEM_N / 10000 + 10))
-  next_port
-  start_server par_mem "$PAR_SERVER" --listen "127.0.0.1:$PORT" --clients "$CLIENTS" \
+  start_server par_mem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
     --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
   wrk_run "$WORK/mem.warm" "$BENCH/push.lua" 5s stop_after=10000
   sleep 1
@@ -314,8 +321,7 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
 
   # 6) Capacity flood: fill the store to FLOOD_CAP, then push for FLOOD_SECS more; sample RSS
   # once a second; then redeem every handle that got a 201 (exactly once each).
-  next_port
-  start_server par_flood "$PAR_SERVER" --listen "127.0.0.1:$PORT" --clients "$CLIENTS" \
+  start_server par_flood "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
     --inner redirect --capacity "$FLOOD_CAP" --lifetime 600
   wrk_run "$WORK/flood.fill" "$BENCH/push.lua" 5s "stop_after=$FLOOD_CAP" "record=$WORK/flood.handles"
   sleep 1
