@@ -54,12 +54,17 @@ fn truncate(name: &str) -> &str {
 /// Parameters sent without a value are treated as omitted (RFC 6749 §3.1) and dropped, as are
 /// pairs without a name.
 pub(crate) fn parse(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
-    let mut pairs = Vec::new();
-    for segment in input.split(|&b| b == b'&') {
-        let (name, value) = match segment.iter().position(|&b| b == b'=') {
-            Some(at) => (&segment[..at], &segment[at + 1..]),
-            None => (segment, &segment[segment.len()..]),
+    // One counting pass is cheaper than growing the vector three or four times.
+    let mut pairs = Vec::with_capacity(memchr::memchr_iter(b'&', input).count() + 1);
+    let mut rest = input;
+    while !rest.is_empty() {
+        let end = memchr::memchr(b'&', rest).unwrap_or(rest.len());
+        let segment = &rest[..end];
+        rest = rest.get(end + 1..).unwrap_or_default();
+        let Some(eq) = memchr::memchr(b'=', segment) else {
+            continue;
         };
+        let (name, value) = (&segment[..eq], &segment[eq + 1..]);
         if name.is_empty() || value.is_empty() {
             continue;
         }
@@ -96,26 +101,35 @@ pub(crate) fn reject_duplicates(pairs: &[Pair<'_>], repeatable: &[&str]) -> Resu
 
 /// Decodes one component: `+` is a space, `%XX` a byte, and the result must be UTF-8.
 pub(crate) fn decode(raw: &[u8]) -> Result<Cow<'_, str>, FormError> {
-    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+    let Some(first) = memchr::memchr2(b'+', b'%', raw) else {
         return std::str::from_utf8(raw)
             .map(Cow::Borrowed)
             .map_err(|_| FormError::Utf8);
-    }
+    };
     let mut out = Vec::with_capacity(raw.len());
-    let mut bytes = raw.iter();
-    while let Some(&b) = bytes.next() {
-        match b {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = bytes.next().and_then(|&h| hex(h));
-                let lo = bytes.next().and_then(|&l| hex(l));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(FormError::PercentEncoding),
-                }
+    out.extend_from_slice(&raw[..first]);
+    let mut rest = &raw[first..];
+    // Runs of plain bytes are copied whole; only `+` and `%XX` are looked at one by one.
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = match (b, tail) {
+            (b'+', _) => {
+                out.push(b' ');
+                tail
             }
-            _ => out.push(b),
-        }
+            (b'%', [hi, lo, more @ ..]) => match (hex(*hi), hex(*lo)) {
+                (Some(hi), Some(lo)) => {
+                    out.push(hi << 4 | lo);
+                    more
+                }
+                _ => return Err(FormError::PercentEncoding),
+            },
+            (b'%', _) => return Err(FormError::PercentEncoding),
+            _ => {
+                let run = memchr::memchr2(b'+', b'%', rest).unwrap_or(rest.len());
+                out.extend_from_slice(&rest[..run]);
+                &rest[run..]
+            }
+        };
     }
     String::from_utf8(out)
         .map(Cow::Owned)

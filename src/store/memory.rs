@@ -59,10 +59,10 @@ use std::{
 };
 
 use moka::{
-    sync::Cache,
     notification::RemovalCause,
     ops::compute::{CompResult, Op},
     policy::EvictionPolicy,
+    sync::Cache,
     Expiry,
 };
 
@@ -300,24 +300,21 @@ impl MemoryStore {
         loop {
             let mut admission = None;
             let candidate = slot.clone();
-            let result = self
-                .cache
-                .entry(key)
-                .and_compute_with(|current| {
-                    let op = match current {
-                        Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
-                        // A dead entry is replaced in place: the number of entries is unchanged.
-                        Some(_) => Op::Put(candidate),
-                        None => match self.shared.admit() {
-                            Some(reserved) => {
-                                admission = Some(reserved);
-                                Op::Put(candidate)
-                            }
-                            None => Op::Nop,
-                        },
-                    };
-                    op
-                });
+            let result = self.cache.entry(key).and_compute_with(|current| {
+                let op = match current {
+                    Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
+                    // A dead entry is replaced in place: the number of entries is unchanged.
+                    Some(_) => Op::Put(candidate),
+                    None => match self.shared.admit() {
+                        Some(reserved) => {
+                            admission = Some(reserved);
+                            Op::Put(candidate)
+                        }
+                        None => Op::Nop,
+                    },
+                };
+                op
+            });
             drop(admission);
             match result {
                 CompResult::Inserted(_) | CompResult::ReplacedWith(_) => return Insert::Stored,
@@ -367,15 +364,13 @@ impl MemoryStore {
             }
         }
         for key in dead {
-            self.cache
-                .entry(key)
-                .and_compute_with(|current| {
-                    let op = match current {
-                        Some(entry) if entry.value().is_dead(now_ms) => Op::Remove,
-                        _ => Op::Nop,
-                    };
-                    op
-                });
+            self.cache.entry(key).and_compute_with(|current| {
+                let op = match current {
+                    Some(entry) if entry.value().is_dead(now_ms) => Op::Remove,
+                    _ => Op::Nop,
+                };
+                op
+            });
         }
         let not_before = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         self.shared
@@ -418,18 +413,15 @@ impl ParStore for MemoryStore {
     fn take(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, Option<Record>> {
         Box::pin(async move {
             let now_ms = unix_millis(now);
-            let result = self
-                .cache
-                .entry(key)
-                .and_compute_with(|current| {
-                    let op = match current.as_ref().map(moka::Entry::value) {
-                        // Dead entries of any kind go too: they only hold memory.
-                        Some(Slot::Pushed { .. }) => Op::Remove,
-                        Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                        _ => Op::Nop,
-                    };
-                    op
-                });
+            let result = self.cache.entry(key).and_compute_with(|current| {
+                let op = match current.as_ref().map(moka::Entry::value) {
+                    // Dead entries of any kind go too: they only hold memory.
+                    Some(Slot::Pushed { .. }) => Op::Remove,
+                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
+                    _ => Op::Nop,
+                };
+                op
+            });
             // Re-check what was removed (D3): a dead record is removed but not handed out.
             Ok(match result {
                 CompResult::Removed(entry) => match entry.into_value() {
@@ -452,22 +444,19 @@ impl ParStore for MemoryStore {
             let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
             let keep_until_ms = now_ms.saturating_add(window_ms);
             let reclaim_after = self.reclaim_after(keep_until_ms, now_ms);
-            let result = self
-                .cache
-                .entry(key)
-                .and_compute_with(|current| {
-                    let op = match current.map(moka::Entry::into_value) {
-                        Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                        // First open: start the window. Same key, so no admission needed.
-                        Some(Slot::Pushed { record, .. }) => Op::Put(Slot::Opened {
-                            record,
-                            keep_until_ms,
-                            reclaim_after,
-                        }),
-                        _ => Op::Nop,
-                    };
-                    op
-                });
+            let result = self.cache.entry(key).and_compute_with(|current| {
+                let op = match current.map(moka::Entry::into_value) {
+                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
+                    // First open: start the window. Same key, so no admission needed.
+                    Some(Slot::Pushed { record, .. }) => Op::Put(Slot::Opened {
+                        record,
+                        keep_until_ms,
+                        reclaim_after,
+                    }),
+                    _ => Op::Nop,
+                };
+                op
+            });
             Ok(match result {
                 CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
                     match entry.into_value() {
@@ -487,17 +476,14 @@ impl ParStore for MemoryStore {
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
         Box::pin(async move {
             let now_ms = unix_millis(now);
-            let result = self
-                .cache
-                .entry(key)
-                .and_compute_with(|current| {
-                    let op = match current.as_ref().map(moka::Entry::value) {
-                        Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                        Some(Slot::Opened { .. }) => Op::Remove,
-                        _ => Op::Nop,
-                    };
-                    op
-                });
+            let result = self.cache.entry(key).and_compute_with(|current| {
+                let op = match current.as_ref().map(moka::Entry::value) {
+                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
+                    Some(Slot::Opened { .. }) => Op::Remove,
+                    _ => Op::Nop,
+                };
+                op
+            });
             Ok(match result {
                 CompResult::Removed(entry) => matches!(
                     entry.into_value(),
