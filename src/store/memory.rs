@@ -301,7 +301,7 @@ impl MemoryStore {
             let mut admission = None;
             let candidate = slot.clone();
             let result = self.cache.entry(key).and_compute_with(|current| {
-                let op = match current {
+                match current {
                     Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
                     // A dead entry is replaced in place: the number of entries is unchanged.
                     Some(_) => Op::Put(candidate),
@@ -312,8 +312,7 @@ impl MemoryStore {
                         }
                         None => Op::Nop,
                     },
-                };
-                op
+                }
             });
             drop(admission);
             match result {
@@ -364,13 +363,12 @@ impl MemoryStore {
             }
         }
         for key in dead {
-            self.cache.entry(key).and_compute_with(|current| {
-                let op = match current {
+            self.cache
+                .entry(key)
+                .and_compute_with(|current| match current {
                     Some(entry) if entry.value().is_dead(now_ms) => Op::Remove,
                     _ => Op::Nop,
-                };
-                op
-            });
+                });
         }
         let not_before = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         self.shared
@@ -414,13 +412,12 @@ impl ParStore for MemoryStore {
         Box::pin(async move {
             let now_ms = unix_millis(now);
             let result = self.cache.entry(key).and_compute_with(|current| {
-                let op = match current.as_ref().map(moka::Entry::value) {
+                match current.as_ref().map(moka::Entry::value) {
                     // Dead entries of any kind go too: they only hold memory.
                     Some(Slot::Pushed { .. }) => Op::Remove,
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
                     _ => Op::Nop,
-                };
-                op
+                }
             });
             // Re-check what was removed (D3): a dead record is removed but not handed out.
             Ok(match result {
@@ -445,7 +442,7 @@ impl ParStore for MemoryStore {
             let keep_until_ms = now_ms.saturating_add(window_ms);
             let reclaim_after = self.reclaim_after(keep_until_ms, now_ms);
             let result = self.cache.entry(key).and_compute_with(|current| {
-                let op = match current.map(moka::Entry::into_value) {
+                match current.map(moka::Entry::into_value) {
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
                     // First open: start the window. Same key, so no admission needed.
                     Some(Slot::Pushed { record, .. }) => Op::Put(Slot::Opened {
@@ -454,8 +451,7 @@ impl ParStore for MemoryStore {
                         reclaim_after,
                     }),
                     _ => Op::Nop,
-                };
-                op
+                }
             });
             Ok(match result {
                 CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
@@ -477,12 +473,11 @@ impl ParStore for MemoryStore {
         Box::pin(async move {
             let now_ms = unix_millis(now);
             let result = self.cache.entry(key).and_compute_with(|current| {
-                let op = match current.as_ref().map(moka::Entry::value) {
+                match current.as_ref().map(moka::Entry::value) {
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
                     Some(Slot::Opened { .. }) => Op::Remove,
                     _ => Op::Nop,
-                };
-                op
+                }
             });
             Ok(match result {
                 CompResult::Removed(entry) => matches!(
