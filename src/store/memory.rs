@@ -1,4 +1,9 @@
-//! The in-memory store: one node, bounded, on `moka::future::Cache`.
+//! The in-memory store: one node, bounded, on `moka::sync::Cache`.
+//!
+//! The synchronous cache, not `moka::future::Cache`: every transition here is a short closure
+//! that never awaits, and the async cache's per-call machinery (boxed futures, waiter maps) was
+//! about a tenth of a push in the profile (rust-notes D1 allows the sync cache when, as here, no
+//! `get_with` or blocking listener is used).
 //!
 //! # Design (why it looks like this)
 //!
@@ -76,7 +81,7 @@ const RECLAIM_GRACE: Duration = Duration::from_secs(10);
 /// Minimum distance, in `now` milliseconds, between two sweeps for dead entries.
 const SWEEP_INTERVAL_MS: u64 = 1_000;
 
-/// A bounded in-memory [`ParStore`] for single-node deployments, built on `moka::future::Cache`.
+/// A bounded in-memory [`ParStore`] for single-node deployments, built on `moka::sync::Cache`.
 ///
 /// Holds at most `capacity` live entries (pushed requests and replay-memory entries together);
 /// a push into a full store is refused with [`StoreError::Full`] (the layer answers `503`), never
