@@ -204,6 +204,7 @@ enum Decision {
 
 struct Redeemed {
     client: Arc<crate::Client>,
+    request_uri: String,
     key: StoreKey,
     record: Record,
 }
@@ -256,6 +257,7 @@ async fn decide(config: &Config, raw: &[u8]) -> Result<Decision, OAuthError> {
             tracing::info!(client_id, "pushed authorization request redeemed");
             Ok(Decision::Redeem(Redeemed {
                 client,
+                request_uri: request_uri.to_owned(),
                 key,
                 record,
             }))
@@ -320,6 +322,7 @@ where
 {
     let Redeemed {
         client,
+        request_uri,
         key,
         record,
     } = redeemed;
@@ -382,6 +385,7 @@ where
     }
     parts.extensions.insert(PushedAuthorizationRequest::new(
         client.client_id().to_owned(),
+        request_uri,
         payload.clone(),
         complete_in_uri || is_post,
     ));

@@ -193,6 +193,7 @@ pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
 #[derive(Clone)]
 pub struct PushedAuthorizationRequest {
     client_id: String,
+    request_uri: String,
     /// The canonical encoding the layer stored; decoded on first access.
     payload: Bytes,
     decoded: OnceLock<Vec<(String, String)>>,
@@ -200,9 +201,15 @@ pub struct PushedAuthorizationRequest {
 }
 
 impl PushedAuthorizationRequest {
-    pub(crate) fn new(client_id: String, payload: Bytes, complete_in_uri: bool) -> Self {
+    pub(crate) fn new(
+        client_id: String,
+        request_uri: String,
+        payload: Bytes,
+        complete_in_uri: bool,
+    ) -> Self {
         Self {
             client_id,
+            request_uri,
             payload,
             decoded: OnceLock::new(),
             complete_in_uri,
@@ -228,6 +235,16 @@ impl PushedAuthorizationRequest {
     #[must_use]
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// The `request_uri` the request was redeemed with.
+    ///
+    /// A handler that sends the browser through a login or consent page and back (with
+    /// [`Consumption::AtCompletion`](crate::Consumption::AtCompletion)) returns it to
+    /// `authorize?client_id=…&request_uri=…`, the URL the browser came with.
+    #[must_use]
+    pub fn request_uri(&self) -> &str {
+        &self.request_uri
     }
 
     /// The first value of a parameter.
@@ -265,6 +282,7 @@ impl PushedAuthorizationRequest {
 impl PartialEq for PushedAuthorizationRequest {
     fn eq(&self, other: &Self) -> bool {
         self.client_id == other.client_id
+            && self.request_uri == other.request_uri
             && self.payload == other.payload
             && self.complete_in_uri == other.complete_in_uri
     }
@@ -399,6 +417,7 @@ mod tests {
     fn the_extension_decodes_lazily_and_in_order() {
         let pushed = PushedAuthorizationRequest::new(
             "c".into(),
+            "urn:x".into(),
             Bytes::from_static(b"b=2&a=x%20y&b=3"),
             true,
         );
