@@ -104,7 +104,7 @@ log "cargo build --release --example par_server --example bare_201"
 cargo build --release --example par_server --example bare_201 >&2
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
-PAR_SERVER=$TARGET/release/examples/par_server
+PAR_SERVER=${PAR_SERVER_BIN:-$TARGET/release/examples/par_server}
 BARE=$TARGET/release/examples/bare_201
 CLIENTS=$ROOT/examples/clients.json
 
