@@ -5,6 +5,7 @@
 #   bench/load.sh throughput # 1) par_server push  2) bare hyper 201  3) node-oidc-provider push
 #                            # 4) par_server redeem
 #   bench/load.sh memory     # bytes per stored request, capacity flood
+#   bench/load.sh redis      # push and redeem with --store redis:// against --store memory
 #
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
@@ -16,8 +17,8 @@
 set -euo pipefail
 
 MODE=${1:-all}
-case $MODE in all | throughput | memory) ;; *)
-  echo "usage: $0 [all|throughput|memory]" >&2
+case $MODE in all | throughput | memory | redis) ;; *)
+  echo "usage: $0 [all|throughput|memory|redis]" >&2
   exit 2
   ;;
 esac
@@ -234,6 +235,30 @@ measure() {
   ROWS+=("| $label | ${RPS[$name]} | $(us_ms "$(field "$WORK/$name.main" p50_us)") | $(us_ms "$(field "$WORK/$name.main" p99_us)") | $cpu_us | $others | $(field "$WORK/$name.main" ok) / $req | $(field "$WORK/$name.main" codes) | ${note:-} |")
   log "  $label: $(grep '^RESULT' "$WORK/$name.main")"
 }
+# redeem_run NAME LABEL [par_server args...] : handles are pushed first (2.5x what a run at push
+# speed would need, a longer lifetime so none expires during the run); every redeem reads a fresh
+# one. If a run still runs out, it is repeated once with twice as many.
+redeem_run() {
+  local name=$1 label=$2 factor warm_s main_s
+  shift 2
+  warm_s=$(secs "$WARMUP")
+  main_s=$(secs "$DURATION")
+  for factor in 5 10; do
+    start_server "$name" "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+      --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600 "$@"
+    rm -f "$WORK/warm.handles" "$WORK/main.handles"
+    log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
+    wrk_run "$WORK/prepush.warm" "$BENCH/push.lua" "$((factor * warm_s / 2))s" "record=$WORK/warm.handles"
+    wrk_run "$WORK/prepush.main" "$BENCH/push.lua" "$((factor * main_s / 2))s" "record=$WORK/main.handles"
+    log "  pre-pushed $(wc -l <"$WORK/warm.handles") + $(wc -l <"$WORK/main.handles") handles"
+    measure "$name" "$label" "$BENCH/redeem.lua" "handles=$WORK/warm.handles" "handles=$WORK/main.handles"
+    stop_server
+    grep -q '^EXHAUSTED' "$WORK/$name.main" "$WORK/$name.warm" || break
+    if [ "$factor" = 5 ]; then unset 'ROWS[-1]'; fi
+  done
+}
+
+# ---------------------------------------------------------------------------------------------
 us_ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 
@@ -265,25 +290,8 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   measure node_push "3. node-oidc-provider push (same request)" "$BENCH/push.lua" "" ""
   stop_server
 
-  # 4) par_server redeem. Handles are pushed first (2.5x what a run at push speed would need,
-  # a longer lifetime so none expires during the run); every redeem reads a fresh one. If a run
-  # still runs out, it is repeated once with twice as many.
-  warm_s=$(secs "$WARMUP")
-  main_s=$(secs "$DURATION")
-  for factor in 5 10; do
-      start_server par_redeem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-      --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
-    rm -f "$WORK/warm.handles" "$WORK/main.handles"
-    log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
-    wrk_run "$WORK/prepush.warm" "$BENCH/push.lua" "$((factor * warm_s / 2))s" "record=$WORK/warm.handles"
-    wrk_run "$WORK/prepush.main" "$BENCH/push.lua" "$((factor * main_s / 2))s" "record=$WORK/main.handles"
-    log "  pre-pushed $(wc -l <"$WORK/warm.handles") + $(wc -l <"$WORK/main.handles") handles"
-    measure par_redeem "4. par_server redeem (GET /as/authorize?request_uri=fresh handle, expect 303)" \
-      "$BENCH/redeem.lua" "handles=$WORK/warm.handles" "handles=$WORK/main.handles"
-    stop_server
-    grep -q '^EXHAUSTED' "$WORK/par_redeem.main" "$WORK/par_redeem.warm" || break
-    if [ "$factor" = 5 ]; then unset 'ROWS[-1]'; fi
-  done
+  # 4) par_server redeem.
+  redeem_run par_redeem "4. par_server redeem (GET /as/authorize?request_uri=fresh handle, expect 303)"
 
   echo "## Throughput"
   echo
@@ -361,5 +369,51 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   echo "| RSS when full → each second of the flood → end | $rss_full KiB → $(paste -sd' ' "$WORK/flood.rss") → $rss_end KiB |"
   echo "| handles that got a 201, redeemed once each | $(cat "$WORK/flood.check") |"
   echo "| a push after those redeems | $after_code |"
+  echo
+fi
+
+if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
+  log "== redis"
+  command -v redis-server >/dev/null 2>&1 || {
+    log "installing redis-server (Debian package)"
+    as_root apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq redis-server >&2
+  }
+  PORT=$((PORT + 1))
+  REDIS_PORT=$PORT
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --maxmemory-policy noeviction >"$WORK/redis.out" 2>&1 &
+  PIDS+=("$!")
+  for ((i = 0; i < 50; i++)); do
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+    sleep 0.1
+  done
+  REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
+  ROWS=()
+  # The same runs on both stores, one after the other, each server fresh. Both get the same
+  # --capacity; with Redis par_server enforces it as a count shared by every node (a sorted set).
+  start_server mem_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY"
+  measure mem_push "push, --store memory" "$BENCH/push.lua" "" ""
+  stop_server
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  start_server redis_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY" --store "$REDIS_URL"
+  measure redis_push "push, --store $REDIS_URL" "$BENCH/push.lua" "" ""
+  stop_server
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  redeem_run mem_redeem "redeem, --store memory"
+  redis-cli -p "$REDIS_PORT" flushall >/dev/null
+  redeem_run redis_redeem "redeem, --store $REDIS_URL" --store "$REDIS_URL"
+  echo "## Redis store against the memory store"
+  echo
+  echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*'), on this machine, no persistence."
+  echo
+  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+  echo
+  echo "| ratio | value |"
+  echo "|---|---:|"
+  echo "| push: redis / memory | $(ratio "${RPS[redis_push]}" "${RPS[mem_push]}") |"
+  echo "| redeem: redis / memory | $(ratio "${RPS[redis_redeem]}" "${RPS[mem_redeem]}") |"
   echo
 fi

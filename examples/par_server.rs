@@ -71,6 +71,19 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.into());
         }
+        const WITH_VALUE: [&str; 8] = [
+            "--listen",
+            "--clients",
+            "--issuer",
+            "--inner",
+            "--lifetime",
+            "--capacity",
+            "--store",
+            "--consume",
+        ];
+        if !WITH_VALUE.contains(&flag.as_str()) {
+            return Err(format!("unknown flag {flag}\n{USAGE}"));
+        }
         let value = args
             .next()
             .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
@@ -160,10 +173,19 @@ async fn run(options: Options) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Bound first, so that the default issuer names the real port (`--listen 127.0.0.1:0`).
+    let listener = match tokio::net::TcpListener::bind(options.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("par_server: cannot listen on {}: {err}", options.listen);
+            return ExitCode::from(2);
+        }
+    };
+    let addr = listener.local_addr().map_or(options.listen, |a| a);
     let issuer = options
         .issuer
         .clone()
-        .unwrap_or_else(|| format!("http://{}", options.listen));
+        .unwrap_or_else(|| format!("http://{addr}"));
     let issuer = issuer.trim_end_matches('/').to_owned();
     let builder = ParLayer::builder()
         .par_path("/as/par")
@@ -214,14 +236,6 @@ async fn run(options: Options) -> ExitCode {
     let service =
         ServiceExt::<Request>::map_response(par.layer(router), IntoResponse::into_response);
 
-    let listener = match tokio::net::TcpListener::bind(options.listen).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("par_server: cannot listen on {}: {err}", options.listen);
-            return ExitCode::from(2);
-        }
-    };
-    let addr = listener.local_addr().map_or(options.listen, |a| a);
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

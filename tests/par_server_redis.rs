@@ -7,17 +7,12 @@
 //! skips. Needs `redis-server` (see `common/redis_server.rs`).
 #![cfg(feature = "redis")]
 
+#[path = "common/par_server.rs"]
+mod par_server;
 #[path = "common/redis_server.rs"]
 mod redis_server;
 
-use std::{
-    env, fs,
-    io::{BufRead as _, BufReader},
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{mpsc, Arc},
-    time::{Duration, SystemTime},
-};
+use std::sync::Arc;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
@@ -26,109 +21,13 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
+use par_server::{par_server_binary, Node};
 use redis_server::RedisServer;
 use serde_json::Value;
 
 /// Both processes serve this issuer, so they derive the same keys under the same prefix.
 const ISSUER: &str = "http://par.test";
 const WEB_CB: &str = "https://client.example.org/cb";
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The example binary, checked to be newer than every source it is built from.
-fn par_server_binary() -> PathBuf {
-    if let Some(path) = env::var_os("PAR_SERVER_BIN") {
-        return PathBuf::from(path);
-    }
-    // target/<profile>/deps/par_server_redis-<hash> -> target/<profile>/examples/par_server
-    let exe = env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
-    let binary = profile_dir
-        .join("examples")
-        .join(format!("par_server{}", env::consts::EXE_SUFFIX));
-    let build =
-        "run `cargo build --all-features --example par_server` (plain `cargo test` builds it \
-                 too), or point PAR_SERVER_BIN at a par_server binary";
-    let built = fs::metadata(&binary)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{}: {e}; {build}", binary.display()));
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let newest = newest_mtime(&root.join("src"))
-        .max(newest_mtime(&root.join("examples")))
-        .max(newest_mtime(&root.join("Cargo.toml")));
-    assert!(
-        built >= newest,
-        "{} is older than the sources; {build}",
-        binary.display()
-    );
-    binary
-}
-
-fn newest_mtime(path: &Path) -> SystemTime {
-    let Ok(meta) = fs::metadata(path) else {
-        return SystemTime::UNIX_EPOCH;
-    };
-    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    if !meta.is_dir() {
-        return own;
-    }
-    fs::read_dir(path)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|entry| newest_mtime(&entry.path()))
-        .fold(own, SystemTime::max)
-}
-
-/// A running `par_server` child, killed on drop.
-struct Node {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    /// Starts `par_server` on a free port with the Redis store and waits for "listening on".
-    fn start(binary: &Path, redis: &RedisServer) -> Self {
-        let mut child = Command::new(binary)
-            .args(["--listen", "127.0.0.1:0", "--issuer", ISSUER])
-            .args(["--inner", "redirect", "--store", &redis.url()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = mpsc::channel();
-        // A thread, so that a silent server cannot block the test past the timeout.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Some(base) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(base.trim().to_owned());
-                }
-            }
-        });
-        match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(base) => Self { child, base },
-            Err(_) => {
-                let _ = child.kill();
-                let status = child.wait();
-                panic!(
-                    "par_server did not report its address within {STARTUP_TIMEOUT:?} ({status:?})"
-                );
-            }
-        }
-    }
-}
 
 #[derive(Debug)]
 struct Reply {
@@ -230,7 +129,16 @@ async fn redeem(client: &HttpClient, node: &Node, request_uri: &str) -> Reply {
 async fn two_par_server_processes_on_one_redis() {
     let binary = par_server_binary();
     let redis = RedisServer::start();
-    let nodes = Arc::new([Node::start(&binary, &redis), Node::start(&binary, &redis)]);
+    let url = redis.url();
+    let args = [
+        "--issuer",
+        ISSUER,
+        "--inner",
+        "redirect",
+        "--store",
+        url.as_str(),
+    ];
+    let nodes = Arc::new([Node::start(&binary, &args), Node::start(&binary, &args)]);
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let [a, b] = &*nodes;
 

@@ -1,0 +1,109 @@
+//! Runs the `par_server` example binary as a child process.
+#![allow(dead_code, unreachable_pub)]
+
+use std::{
+    env, fs,
+    io::{BufRead as _, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::{Duration, SystemTime},
+};
+
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The example binary, checked to be newer than every source it is built from.
+pub fn par_server_binary() -> PathBuf {
+    if let Some(path) = env::var_os("PAR_SERVER_BIN") {
+        return PathBuf::from(path);
+    }
+    // target/<profile>/deps/par_server_redis-<hash> -> target/<profile>/examples/par_server
+    let exe = env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir
+        .join("examples")
+        .join(format!("par_server{}", env::consts::EXE_SUFFIX));
+    let build =
+        "run `cargo build --all-features --example par_server` (plain `cargo test` builds it \
+                 too), or point PAR_SERVER_BIN at a par_server binary";
+    let built = fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{}: {e}; {build}", binary.display()));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest = newest_mtime(&root.join("src"))
+        .max(newest_mtime(&root.join("examples")))
+        .max(newest_mtime(&root.join("Cargo.toml")));
+    assert!(
+        built >= newest,
+        "{} is older than the sources; {build}",
+        binary.display()
+    );
+    binary
+}
+
+fn newest_mtime(path: &Path) -> SystemTime {
+    let Ok(meta) = fs::metadata(path) else {
+        return SystemTime::UNIX_EPOCH;
+    };
+    let own = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    if !meta.is_dir() {
+        return own;
+    }
+    fs::read_dir(path)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| newest_mtime(&entry.path()))
+        .fold(own, SystemTime::max)
+}
+
+/// A running `par_server` child, killed on drop.
+pub struct Node {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Node {
+    /// Starts `par_server --listen 127.0.0.1:0 ARGS…` and waits for "listening on".
+    pub fn start(binary: &Path, args: &[&str]) -> Self {
+        let mut child = Command::new(binary)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        // A thread, so that a silent server cannot block the test past the timeout.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(base) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(base.trim().to_owned());
+                }
+            }
+        });
+        match rx.recv_timeout(STARTUP_TIMEOUT) {
+            Ok(base) => Self { child, base },
+            Err(_) => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!(
+                    "par_server did not report its address within {STARTUP_TIMEOUT:?} ({status:?})"
+                );
+            }
+        }
+    }
+}
