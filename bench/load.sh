@@ -6,6 +6,7 @@
 #                            # 4) par_server redeem
 #   bench/load.sh memory     # bytes per stored request, capacity flood
 #   bench/load.sh redis      # push and redeem with --store redis:// against --store memory
+#   bench/load.sh instructions # callgrind instruction counts of benches/layer.rs (repeatable)
 #
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
@@ -17,8 +18,8 @@
 set -euo pipefail
 
 MODE=${1:-all}
-case $MODE in all | throughput | memory | redis) ;; *)
-  echo "usage: $0 [all|throughput|memory|redis]" >&2
+case $MODE in all | throughput | memory | redis | instructions) ;; *)
+  echo "usage: $0 [all|throughput|memory|redis|instructions]" >&2
   exit 2
   ;;
 esac
@@ -415,5 +416,34 @@ if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
   echo "|---|---:|"
   echo "| push: redis / memory | $(ratio "${RPS[redis_push]}" "${RPS[mem_push]}") |"
   echo "| redeem: redis / memory | $(ratio "${RPS[redis_redeem]}" "${RPS[mem_redeem]}") |"
+  echo
+fi
+
+if [ "$MODE" = all ] || [ "$MODE" = instructions ]; then
+  log "== instructions (callgrind)"
+  command -v valgrind >/dev/null 2>&1 || {
+    log "installing valgrind (Debian package)"
+    as_root apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq valgrind >&2
+  }
+  bench_bin=$(cargo bench --bench layer --no-run --message-format=json 2>/dev/null |
+    grep -o '"executable":"[^"]*layer-[^"]*"' | tail -1 | cut -d'"' -f4)
+  [ -x "$bench_bin" ] || die "cannot find the benches/layer.rs binary"
+  # Instructions of N iterations minus those of 0 (the setup), divided by N.
+  count() { PAR_BENCH_FIXED=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bench_bin" 2>&1 |
+    grep -o 'Collected : [0-9]*' | grep -o '[0-9]*'; }
+  per() { local zero n=$2; zero=$(count "$1:0"); echo $((($(count "$1:$n") - zero) / n)); }
+  echo "## Instructions per request (callgrind, benches/layer.rs)"
+  echo
+  echo "| scenario | instructions |"
+  echo "|---|---:|"
+  for scenario in bare layered router_bare router_layered parse_small; do
+    echo "| $scenario | $(per "$scenario" 20000) |"
+  done
+  push_total=$(count push:5000)
+  echo "| push | $(((push_total - $(count push:0)) / 5000)) |"
+  # The redeem scenario pushes its handles first: subtract the same pushes.
+  echo "| redeem | $((($(count redeem:5000) - push_total) / 5000)) |"
+  echo "| parse_large (900 KiB) | $(per parse_large 20) |"
   echo
 fi
