@@ -83,6 +83,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let path = req.uri().path();
         if path == &*self.config.par_path {
@@ -91,11 +92,7 @@ where
         if path == &*self.config.authorize_path
             && (req.method() == Method::GET || req.method() == Method::POST)
         {
-            // tower's clone rule: the ready service goes into the future, the clone stays.
-            let clone = self.inner.clone();
-            let inner = std::mem::replace(&mut self.inner, clone);
-            let config = Arc::clone(&self.config);
-            return ResponseFuture::boxed(Box::pin(authorize::authorize(config, inner, req)));
+            return self.authorize(req);
         }
         if let Some(document) = &self.config.metadata {
             if req.method() == Method::GET && metadata::WELL_KNOWN_PATHS.contains(&path) {
@@ -107,6 +104,31 @@ where
 }
 
 impl<S> ParService<S> {
+    /// Kept out of `call`: its large future would otherwise be laid out in the frame of every
+    /// pass-through request.
+    #[cold]
+    #[inline(never)]
+    fn authorize<B, ResBody>(
+        &mut self,
+        req: Request<B>,
+    ) -> ResponseFuture<S::Future, ResBody, S::Error>
+    where
+        S: Service<Request<RequestBody<B>>, Response = Response<ResBody>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+        ResBody: Send + 'static,
+    {
+        // tower's clone rule: the ready service goes into the future, the clone stays.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let config = Arc::clone(&self.config);
+        ResponseFuture::boxed(Box::pin(authorize::authorize(config, inner, req)))
+    }
+
+    #[cold]
+    #[inline(never)]
     fn push<B, ResBody, F, E>(&self, req: Request<B>) -> ResponseFuture<F, ResBody, E>
     where
         B: Body<Data = Bytes> + Send + 'static,
