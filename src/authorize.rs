@@ -239,13 +239,9 @@ async fn decide(config: &Config, raw: &[u8]) -> Result<Decision, OAuthError> {
     let handle = parse_handle(request_uri).ok_or_else(|| {
         OAuthError::invalid_request_uri("request_uri was not issued by this server")
     })?;
-    let client = match client::authenticate::lookup(config, client_id).await {
-        Ok(client) => client,
-        Err(err) if err.code() == "invalid_client" => {
-            return Err(OAuthError::invalid_request("unknown client_id"))
-        }
-        Err(err) => return Err(err),
-    };
+    let client = client::authenticate::lookup(config, client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
     let key = StoreKey::derive(&config.issuer, client_id, &handle);
     let now = config.clock.now();
     let found = match config.consumption {
@@ -292,12 +288,10 @@ async fn require_par(config: &Config, client_id: Option<&str>) -> Result<(), OAu
     let Some(client_id) = client_id else {
         return Ok(());
     };
-    match client::authenticate::lookup(config, client_id).await {
-        Ok(client) if client.require_par() => Err(refused()),
-        // An unknown client is the inner service's to refuse.
-        Ok(_) => Ok(()),
-        Err(err) if err.code() == "invalid_client" => Ok(()),
-        Err(err) => Err(err),
+    // An unknown client is the inner service's to refuse.
+    match client::authenticate::lookup(config, client_id).await? {
+        Some(client) if client.require_par() => Err(refused()),
+        _ => Ok(()),
     }
 }
 

@@ -109,8 +109,7 @@ where
 
     let client = authenticate(config, &parts.headers, &pairs)
         .await
-        .map_err(unauthenticated)?
-        .client;
+        .map_err(unauthenticated)?;
     match store_request(config, parts, &client, pairs).await {
         Ok(response) => Ok(response),
         Err(err) => Err((err, Some(client))),
@@ -201,18 +200,15 @@ async fn pushed_params<'a>(
     }
     #[cfg(not(feature = "jwt"))]
     {
-        let _ = (config, parts, now);
+        // Without `jwt`, no client can require signed request objects: `ClientBuilder::build`
+        // refuses that registration.
+        let _ = (config, parts, client, now);
         if params::first(&pairs, "request").is_some() {
             // JAR-01
             return Err(OAuthError::new(
                 StatusCode::BAD_REQUEST,
                 "request_not_supported",
                 "request objects are not enabled on this server",
-            ));
-        }
-        if client.require_signed_request_object() {
-            return Err(OAuthError::invalid_request(
-                "this client must push a signed request object",
             ));
         }
         Ok(Pushed {

@@ -579,3 +579,36 @@ async fn metadata_is_served_when_asked() {
         404
     );
 }
+
+/// A client registry that is down.
+struct DownRegistry;
+
+impl ClientRegistry for DownRegistry {
+    fn client<'a>(&'a self, _: &'a str) -> RegistryFuture<'a> {
+        Box::pin(async { Err(tower_par::client::RegistryError::new("database timeout")) })
+    }
+}
+
+#[tokio::test]
+async fn an_unavailable_registry_is_503_at_both_endpoints_without_a_challenge() {
+    // A registry failure is the server's, not the client's: no 401, no WWW-Authenticate.
+    let layer = ParLayer::builder()
+        .issuer(ISSUER)
+        .clients(DownRegistry)
+        .build()
+        .unwrap();
+    let server = serve(layer, InnerMode::Echo).await;
+    let reply = server.push_web("").await;
+    reply.assert_error(503, "temporarily_unavailable");
+    assert!(reply.header("www-authenticate").is_none());
+    let uri = "urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    server
+        .redeem("web-app", uri)
+        .await
+        .assert_error(503, "temporarily_unavailable");
+    // require_par cannot be checked either: fail closed rather than pass a plain request.
+    server
+        .get("/as/authorize?client_id=par-required&response_type=code")
+        .await
+        .assert_error(503, "temporarily_unavailable");
+}

@@ -55,10 +55,10 @@ async fn wrapping_a_whole_router_keeps_it_clone_send_sync_and_infallible() {
     let par = builder(&ManualClock::new()).build().unwrap();
     let service: ParService<Router> = par.layer(inner_app(InnerMode::Echo));
     assert_service_traits(&service);
-    let _: fn(&ParService<Router>) -> Result<(), Infallible> = |_| Ok(());
     let response = service
         .oneshot(http::Request::get("/other").body(Body::empty()).unwrap())
         .await;
+    // Compiles only if the error type is still `Infallible`.
     let response: http::Response<_> = match response {
         Ok(response) => response,
         Err(never) => match never {},

@@ -12,12 +12,6 @@ use crate::{
     params::{self, Pair},
 };
 
-/// The authenticated client.
-#[derive(Debug)]
-pub(crate) struct Authenticated {
-    pub(crate) client: Arc<Client>,
-}
-
 /// The credentials a request presents; at most one kind is allowed (AUTH-05).
 enum Presented<'a> {
     Basic {
@@ -40,7 +34,7 @@ pub(crate) async fn authenticate(
     config: &Config,
     headers: &HeaderMap,
     pairs: &[Pair<'_>],
-) -> Result<Authenticated, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     let challenge = |err: OAuthError| err.with_basic_challenge(Arc::clone(&config.realm));
     let body_client_id = params::first(pairs, "client_id");
 
@@ -72,7 +66,9 @@ pub(crate) async fn authenticate(
         ));
     }
 
-    let client = lookup(config, client_id).await.map_err(fail)?;
+    let client = lookup(config, client_id)
+        .await?
+        .ok_or_else(|| fail(OAuthError::invalid_client("unknown client")))?;
     let registered = client.auth_method();
     let method_error = || {
         fail(OAuthError::invalid_client(format!(
@@ -94,7 +90,7 @@ pub(crate) async fn authenticate(
         }
         _ => return Err(method_error()),
     }
-    Ok(Authenticated { client })
+    Ok(client)
 }
 
 #[cfg(feature = "jwt")]
@@ -108,17 +104,16 @@ fn presented_assertion<'a>(presented: &Presented<'a>) -> (Option<&'a str>, Optio
     }
 }
 
-pub(crate) async fn lookup(config: &Config, client_id: &str) -> Result<Arc<Client>, OAuthError> {
-    match config.clients.client(client_id).await {
-        Ok(Some(client)) => Ok(client),
-        Ok(None) => Err(OAuthError::invalid_client("unknown client")),
-        Err(err) => {
-            tracing::error!(error = %err, "client registry lookup failed");
-            Err(OAuthError::unavailable(
-                "the client registry is unavailable, retry later",
-            ))
-        }
-    }
+/// The registered client, `None` when there is none; each endpoint names that its own way. A
+/// registry failure is `503 temporarily_unavailable` everywhere.
+pub(crate) async fn lookup(
+    config: &Config,
+    client_id: &str,
+) -> Result<Option<Arc<Client>>, OAuthError> {
+    config.clients.client(client_id).await.map_err(|err| {
+        tracing::error!(error = %err, "client registry lookup failed");
+        OAuthError::unavailable("the client registry is unavailable, retry later")
+    })
 }
 
 fn verify_secret(client: &Client, presented: &[u8]) -> Result<(), OAuthError> {

@@ -6,7 +6,7 @@ pub(crate) mod authenticate;
 mod signed;
 mod static_clients;
 
-pub(crate) use self::authenticate::{authenticate, Authenticated};
+pub(crate) use self::authenticate::authenticate;
 #[cfg(feature = "jwt")]
 pub use self::signed::JwtSettings;
 #[cfg(feature = "jwt")]

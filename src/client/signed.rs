@@ -1,12 +1,12 @@
 //! Signed JWTs at the PAR endpoint (feature `jwt`): the glue between the pure verifiers in
 //! `crate::jwt` and the endpoint — client lookup, replay memory in the store, DPoP binding.
 
-use std::{borrow::Cow, time::Duration};
+use std::{borrow::Cow, sync::Arc, time::Duration};
 
 use http::{request::Parts, StatusCode};
 use serde_json::{json, Map, Value};
 
-use super::{authenticate::lookup, AuthMethod, Authenticated, Client};
+use super::{authenticate::lookup, AuthMethod, Client};
 use crate::{
     error::OAuthError,
     jwt::{self, AssertionPolicy, ClientCredential, JwtError, JwtErrorKind},
@@ -105,7 +105,7 @@ pub(crate) async fn authenticate_assertion(
     config: &Config,
     pairs: &[Pair<'_>],
     (assertion_type, assertion): (Option<&str>, Option<&str>),
-) -> Result<Authenticated, OAuthError> {
+) -> Result<Arc<Client>, OAuthError> {
     if assertion_type != Some(JWT_BEARER) {
         return Err(OAuthError::invalid_client(format!(
             "client_assertion_type must be {JWT_BEARER}"
@@ -119,7 +119,9 @@ pub(crate) async fn authenticate_assertion(
             OAuthError::invalid_client("the client assertion names no client (sub)")
         })?),
     };
-    let client = lookup(config, &client_id).await?;
+    let client = lookup(config, &client_id)
+        .await?
+        .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
     let credential = match (client.auth_method(), client.keys(), client.secret()) {
         (AuthMethod::PrivateKeyJwt, Some(keys), _) => ClientCredential::Keys(keys),
         (AuthMethod::ClientSecretJwt, _, Some(secret)) => {
@@ -150,7 +152,7 @@ pub(crate) async fn authenticate_assertion(
         verified.jti.as_bytes(),
     );
     match config.store.remember(key, verified.expires_at, now).await {
-        Ok(true) => Ok(Authenticated { client }),
+        Ok(true) => Ok(client),
         Ok(false) => Err(OAuthError::invalid_client(
             "the client assertion was already used (jti replay)",
         )),

@@ -211,7 +211,9 @@ impl fmt::Debug for StoreKey {
 /// let record = Record::new(UNIX_EPOCH + Duration::from_secs(60), "scope=openid");
 /// assert!(record.is_alive(UNIX_EPOCH + Duration::from_millis(59_999)));
 /// assert!(!record.is_alive(UNIX_EPOCH + Duration::from_secs(60)));
+/// assert_eq!(Record::from_vec(record.to_bytes()), Some(record.clone()));
 /// assert_eq!(Record::from_bytes(&record.to_bytes()), Some(record));
+/// assert_eq!(Record::from_vec(vec![0; 7]), None);
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
@@ -260,6 +262,17 @@ impl Record {
         out.extend_from_slice(&self.expires_at_ms.to_be_bytes());
         out.extend_from_slice(&self.payload);
         out
+    }
+
+    /// Decodes what [`Record::to_bytes`] produced, keeping the buffer (no copy of the payload);
+    /// `None` for anything shorter than 8 bytes.
+    #[must_use]
+    pub fn from_vec(bytes: Vec<u8>) -> Option<Self> {
+        let head: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+        Some(Self {
+            expires_at_ms: u64::from_be_bytes(head),
+            payload: Bytes::from(bytes).slice(8..),
+        })
     }
 
     /// Decodes what [`Record::to_bytes`] produced; `None` for anything shorter than 8 bytes.

@@ -446,7 +446,7 @@ async fn run<T>(
 fn decode(bytes: Option<Vec<u8>>) -> Result<Option<Record>, StoreError> {
     bytes
         .map(|b| {
-            Record::from_bytes(&b)
+            Record::from_vec(b)
                 .ok_or_else(|| StoreError::Unavailable("malformed record in Redis".into()))
         })
         .transpose()
