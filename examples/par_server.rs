@@ -9,9 +9,11 @@
 //! clients), `--issuer URL` (default `http://<listen address>`), `--inner redirect|echo|login`
 //! (default redirect), `--lifetime SECS` (default 60), `--capacity N` (default 1000000),
 //! `--store memory|redis://HOST:PORT/` (default memory), `--consume strict|completion`
-//! (default strict), `--require-par` (every client must push).
+//! (default strict), `--require-par` (every client must push). The flags it shares with
+//! `par-proxy`, the store they name and the serving loop (header-read timeout, graceful
+//! shutdown) are library code: `tower_par::server`.
 
-use std::{net::SocketAddr, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, process::ExitCode};
 
 use axum::{
     extract::{Request, State},
@@ -23,8 +25,11 @@ use axum::{
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
-use tower::{make::Shared, Layer as _, ServiceExt};
-use tower_par::{Consumption, MemoryStore, ParLayer, PushedAuthorizationRequest, StaticClients};
+use tower::{Layer as _, ServiceExt};
+use tower_par::{
+    server::{self, CommonFlags, FlagError, ServeConfig},
+    PushedAuthorizationRequest, StaticClients,
+};
 
 const DEMO_CLIENTS: &str = include_str!("clients.json");
 
@@ -37,100 +42,50 @@ enum Inner {
 
 #[derive(Debug)]
 struct Options {
-    listen: SocketAddr,
-    clients: Option<String>,
-    issuer: Option<String>,
+    common: CommonFlags,
     inner: Inner,
-    lifetime: u64,
-    capacity: u64,
-    store: String,
-    consume: Consumption,
-    require_par: bool,
 }
 
-const USAGE: &str = "usage: par_server [--listen ADDR] [--clients PATH] [--issuer URL] [--inner redirect|echo|login] \
-[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par]";
+fn usage() -> String {
+    format!(
+        "usage: par_server {} [--inner redirect|echo|login]",
+        CommonFlags::USAGE
+    )
+}
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
-        listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
-        clients: None,
-        issuer: None,
+        common: CommonFlags::new(SocketAddr::from(([127, 0, 0, 1], 3000))),
         inner: Inner::Redirect,
-        lifetime: 60,
-        capacity: 1_000_000,
-        store: "memory".into(),
-        consume: Consumption::Strict,
-        require_par: false,
     };
+    let with_usage = |err: FlagError| format!("{err}\n{}", usage());
     while let Some(flag) = args.next() {
-        if flag == "--require-par" {
-            options.require_par = true;
+        if options
+            .common
+            .parse_flag(&flag, &mut args)
+            .map_err(with_usage)?
+        {
             continue;
         }
-        if flag == "--help" || flag == "-h" {
-            return Err(USAGE.into());
-        }
-        const WITH_VALUE: [&str; 8] = [
-            "--listen",
-            "--clients",
-            "--issuer",
-            "--inner",
-            "--lifetime",
-            "--capacity",
-            "--store",
-            "--consume",
-        ];
-        if !WITH_VALUE.contains(&flag.as_str()) {
-            return Err(format!("unknown flag {flag}\n{USAGE}"));
-        }
-        let value = args
-            .next()
-            .ok_or_else(|| format!("{flag} needs a value\n{USAGE}"))?;
-        let bad = |what: &str| format!("{flag} {value}: {what}\n{USAGE}");
         match flag.as_str() {
-            "--listen" => {
-                options.listen = value
-                    .parse()
-                    .map_err(|_| bad("not an address like 127.0.0.1:3000"))?
-            }
-            "--clients" => options.clients = Some(value),
-            "--issuer" => options.issuer = Some(value),
+            "--help" | "-h" => return Err(usage()),
             "--inner" => {
+                let value = args
+                    .next()
+                    .ok_or_else(|| format!("{flag} needs a value\n{}", usage()))?;
                 options.inner = match value.as_str() {
                     "redirect" => Inner::Redirect,
                     "echo" => Inner::Echo,
                     "login" => Inner::Login,
-                    _ => return Err(bad("expected redirect, echo or login")),
-                }
+                    _ => {
+                        return Err(format!(
+                            "{flag} {value}: expected redirect, echo or login\n{}",
+                            usage()
+                        ))
+                    }
+                };
             }
-            "--lifetime" => {
-                options.lifetime = value.parse().map_err(|_| bad("not a number of seconds"))?
-            }
-            "--capacity" => {
-                options.capacity = value
-                    .parse()
-                    .ok()
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| bad("not a positive number"))?;
-            }
-            "--store" => {
-                if value != "memory"
-                    && !value.starts_with("redis://")
-                    && !value.starts_with("rediss://")
-                {
-                    return Err(bad("expected memory or a redis:// URL"));
-                }
-                options.store = value;
-            }
-            "--consume" => {
-                options.consume = match value.as_str() {
-                    "strict" => Consumption::Strict,
-                    "completion" => Consumption::at_completion(),
-                    _ => return Err(bad("expected strict or completion")),
-                }
-            }
-            _ => return Err(format!("unknown flag {flag}\n{USAGE}")),
+            _ => return Err(format!("unknown flag {flag}\n{}", usage())),
         }
     }
     Ok(options)
@@ -162,39 +117,25 @@ fn main() -> ExitCode {
 }
 
 async fn run(options: Options) -> ExitCode {
-    let clients = match &options.clients {
-        Some(path) => StaticClients::from_json_file(path),
-        None => StaticClients::from_json_str(DEMO_CLIENTS),
-    };
-    let clients = match clients {
-        Ok(clients) => clients,
+    match start(options).await {
+        Ok(code) => code,
         Err(err) => {
             eprintln!("par_server: {err}");
-            return ExitCode::from(2);
+            ExitCode::from(2)
         }
-    };
+    }
+}
+
+async fn start(options: Options) -> Result<ExitCode, FlagError> {
+    let common = &options.common;
+    let clients = common.load_clients(DEMO_CLIENTS)?;
     // Bound first, so that the default issuer names the real port (`--listen 127.0.0.1:0`).
-    let listener = match tokio::net::TcpListener::bind(options.listen).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("par_server: cannot listen on {}: {err}", options.listen);
-            return ExitCode::from(2);
-        }
-    };
-    let addr = listener.local_addr().map_or(options.listen, |a| a);
-    let issuer = options
-        .issuer
-        .clone()
-        .unwrap_or_else(|| format!("http://{addr}"));
-    let issuer = issuer.trim_end_matches('/').to_owned();
-    let builder = ParLayer::builder()
+    let (listener, issuer) = common.bind().await?;
+    let par = common
+        .layer_builder(&issuer, clients.clone())
+        .await?
         .par_path("/as/par")
         .authorize_path("/as/authorize")
-        .issuer(issuer.clone())
-        .clients(clients.clone())
-        .default_lifetime(Duration::from_secs(options.lifetime))
-        .require_par(options.require_par)
-        .consumption(options.consume)
         .serve_metadata(json!({
             "response_types_supported": ["code", "token", "id_token", "code id_token", "id_token token", "code token", "code id_token token"],
             "response_modes_supported": ["query", "fragment"],
@@ -202,24 +143,9 @@ async fn run(options: Options) -> ExitCode {
             "authorization_response_iss_parameter_supported": true,
             "request_uri_parameter_supported": true,
             "require_request_uri_registration": false,
-        }));
-    let builder = match options.store.as_str() {
-        "memory" => builder.store(MemoryStore::with_capacity(options.capacity)),
-        url => match redis_store(url, &issuer, options.capacity).await {
-            Ok(builder_with) => builder_with(builder),
-            Err(message) => {
-                eprintln!("par_server: {message}");
-                return ExitCode::from(2);
-            }
-        },
-    };
-    let par = match builder.build() {
-        Ok(par) => par,
-        Err(err) => {
-            eprintln!("par_server: {err}");
-            return ExitCode::from(2);
-        }
-    };
+        }))
+        .build()
+        .map_err(|err| FlagError::new(err.to_string()))?;
 
     let app = App {
         clients,
@@ -236,60 +162,28 @@ async fn run(options: Options) -> ExitCode {
     let service =
         ServiceExt::<Request>::map_response(par.layer(router), IntoResponse::into_response);
 
+    let addr = listener
+        .local_addr()
+        .map_err(|err| FlagError::new(err.to_string()))?;
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    match axum::serve(listener, Shared::new(service))
-        .with_graceful_shutdown(shutdown_signal())
+    Ok(
+        match server::serve(
+            listener,
+            service,
+            ServeConfig::default(),
+            server::shutdown_signal(),
+        )
         .await
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("par_server: {err}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-type BuilderFn = Box<dyn FnOnce(tower_par::ParLayerBuilder) -> tower_par::ParLayerBuilder>;
-
-#[cfg(feature = "redis")]
-async fn redis_store(url: &str, issuer: &str, capacity: u64) -> Result<BuilderFn, String> {
-    let config = tower_par::store::RedisStoreConfig::new(url)
-        .prefix(format!("tower-par:{issuer}"))
-        .max_entries(capacity);
-    let store = tower_par::store::RedisStore::connect(config)
-        .await
-        .map_err(|e| format!("redis store {url}: {e}"))?;
-    Ok(Box::new(move |builder| builder.store(store)))
-}
-
-#[cfg(not(feature = "redis"))]
-async fn redis_store(url: &str, _issuer: &str, _capacity: u64) -> Result<BuilderFn, String> {
-    Err(format!(
-        "--store {url}: this build has no Redis support (feature `redis`)"
-    ))
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+        {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("par_server: {err}");
+                ExitCode::FAILURE
             }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
+        },
+    )
 }
 
 /// The "existing" authorization endpoint: it validates the request against the client registry

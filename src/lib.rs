@@ -43,6 +43,7 @@
 //! * `redis`: [`store::RedisStore`], one-time handles across many nodes.
 //! * `jwt`: `private_key_jwt`, `client_secret_jwt`, signed request objects, DPoP at PAR.
 //! * `test-suite`: the shared store test-suite, for backend authors.
+//! * `server`: [`server`], serving the layer over TCP as the reference binaries do.
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
@@ -60,6 +61,8 @@ mod layer;
 mod metadata;
 mod params;
 mod push;
+#[cfg(feature = "server")]
+pub mod server;
 mod service;
 pub mod store;
 

@@ -1,0 +1,269 @@
+//! The command-line flags the reference binaries share, and what they describe.
+
+use std::{fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::net::TcpListener;
+
+use crate::{
+    client::StaticClients, store::ParStore, Consumption, MemoryStore, ParLayer, ParLayerBuilder,
+};
+
+/// A flag the binaries cannot use, or a start-up step it names that failed (a clients file that
+/// does not load, an address that cannot be bound, a store that cannot be reached). The binaries
+/// print it and exit with code 2.
+///
+/// ```
+/// use tower_par::server::FlagError;
+///
+/// let err = FlagError::new("--capacity 0: not a positive number");
+/// assert_eq!(err.to_string(), "--capacity 0: not a positive number");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlagError(String);
+
+impl FlagError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for FlagError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for FlagError {}
+
+/// The flags `par_server` and `par-proxy` share.
+///
+/// Each binary reads its own flags and hands every other one to [`CommonFlags::parse_flag`]; then
+/// [`CommonFlags::bind`] gives the listener and the issuer, and [`CommonFlags::layer_builder`] a
+/// [`ParLayerBuilder`] with the clients, the store, the lifetime, the consumption policy and
+/// `require_par` set.
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_par::server::CommonFlags;
+///
+/// let mut flags = CommonFlags::new("127.0.0.1:3000".parse().unwrap());
+/// let mut args = ["--lifetime", "90", "--require-par", "--inner", "echo"]
+///     .into_iter()
+///     .map(String::from);
+/// let mut inner = None;
+/// while let Some(flag) = args.next() {
+///     if flags.parse_flag(&flag, &mut args).unwrap() {
+///         continue;
+///     }
+///     match flag.as_str() {
+///         "--inner" => inner = args.next(), // the binary's own flag
+///         other => panic!("unknown flag {other}"),
+///     }
+/// }
+/// assert_eq!(flags.lifetime, Duration::from_secs(90));
+/// assert!(flags.require_par);
+/// assert_eq!(inner.as_deref(), Some("echo"));
+/// assert!(flags.parse_flag("--capacity", &mut ["0".to_string()].into_iter()).is_err());
+/// ```
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CommonFlags {
+    /// `--listen ADDR`: where to accept connections.
+    pub listen: SocketAddr,
+    /// `--clients PATH`: the clients JSON file; `None` leaves the choice to the binary.
+    pub clients: Option<PathBuf>,
+    /// `--issuer URL`; `None`: `http://<bound address>`.
+    pub issuer: Option<String>,
+    /// `--lifetime SECS`: the default `request_uri` lifetime (default 60).
+    pub lifetime: Duration,
+    /// `--capacity N`: the most stored requests (default 1,000,000).
+    pub capacity: u64,
+    /// `--store memory|redis://…`: where pushed requests live (default `memory`).
+    pub store: String,
+    /// `--consume strict|completion` (default strict).
+    pub consume: Consumption,
+    /// `--require-par`: every client must push.
+    pub require_par: bool,
+}
+
+impl CommonFlags {
+    /// The usage text of the common flags.
+    pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
+[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par]";
+
+    /// The defaults, listening on `listen`.
+    #[must_use]
+    pub fn new(listen: SocketAddr) -> Self {
+        Self {
+            listen,
+            clients: None,
+            issuer: None,
+            lifetime: Duration::from_secs(60),
+            capacity: 1_000_000,
+            store: "memory".into(),
+            consume: Consumption::Strict,
+            require_par: false,
+        }
+    }
+
+    /// Reads `flag` if it is one of the common flags, taking its value from `args`.
+    ///
+    /// `Ok(true)`: it was; `Ok(false)`: it is not a common flag (the binary's own, or unknown).
+    ///
+    /// # Errors
+    ///
+    /// A common flag without a value or with a value that cannot be used.
+    pub fn parse_flag(
+        &mut self,
+        flag: &str,
+        args: &mut dyn Iterator<Item = String>,
+    ) -> Result<bool, FlagError> {
+        if flag == "--require-par" {
+            self.require_par = true;
+            return Ok(true);
+        }
+        const WITH_VALUE: [&str; 7] = [
+            "--listen",
+            "--clients",
+            "--issuer",
+            "--lifetime",
+            "--capacity",
+            "--store",
+            "--consume",
+        ];
+        if !WITH_VALUE.contains(&flag) {
+            return Ok(false);
+        }
+        let value = args
+            .next()
+            .ok_or_else(|| FlagError(format!("{flag} needs a value")))?;
+        let bad = |what: &str| FlagError(format!("{flag} {value}: {what}"));
+        match flag {
+            "--listen" => {
+                self.listen = value
+                    .parse()
+                    .map_err(|_| bad("not an address like 127.0.0.1:3000"))?;
+            }
+            "--clients" => self.clients = Some(PathBuf::from(value)),
+            "--issuer" => self.issuer = Some(value),
+            "--lifetime" => {
+                self.lifetime = value
+                    .parse()
+                    .map(Duration::from_secs)
+                    .map_err(|_| bad("not a number of seconds"))?;
+            }
+            "--capacity" => {
+                self.capacity = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("not a positive number"))?;
+            }
+            "--store" => {
+                if value != "memory"
+                    && !value.starts_with("redis://")
+                    && !value.starts_with("rediss://")
+                {
+                    return Err(bad("expected memory or a redis:// URL"));
+                }
+                self.store = value;
+            }
+            "--consume" => {
+                self.consume = match value.as_str() {
+                    "strict" => Consumption::Strict,
+                    "completion" => Consumption::at_completion(),
+                    _ => return Err(bad("expected strict or completion")),
+                };
+            }
+            _ => unreachable!("every flag of WITH_VALUE is matched"),
+        }
+        Ok(true)
+    }
+
+    /// Binds `--listen`, and names the issuer: `--issuer`, or `http://<bound address>` (the real
+    /// port, also with `--listen 127.0.0.1:0`), without a trailing slash.
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound.
+    pub async fn bind(&self) -> Result<(TcpListener, String), FlagError> {
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .map_err(|err| FlagError(format!("cannot listen on {}: {err}", self.listen)))?;
+        let addr = listener.local_addr().unwrap_or(self.listen);
+        let issuer = self
+            .issuer
+            .clone()
+            .unwrap_or_else(|| format!("http://{addr}"));
+        Ok((listener, issuer.trim_end_matches('/').to_owned()))
+    }
+
+    /// Loads `--clients`, or `default_json` when the flag was not given.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or is not a valid clients file.
+    pub fn load_clients(&self, default_json: &str) -> Result<StaticClients, FlagError> {
+        match &self.clients {
+            Some(path) => StaticClients::from_json_file(path),
+            None => StaticClients::from_json_str(default_json),
+        }
+        .map_err(|err| FlagError(err.to_string()))
+    }
+
+    /// The store `--store` names: a [`MemoryStore`] of `--capacity` entries, or a Redis store
+    /// (feature `redis`) whose keys are prefixed with the issuer, capped at `--capacity`.
+    ///
+    /// # Errors
+    ///
+    /// Redis cannot be reached, or this build has no Redis support.
+    pub async fn store(&self, issuer: &str) -> Result<Arc<dyn ParStore>, FlagError> {
+        if self.store == "memory" {
+            return Ok(Arc::new(MemoryStore::with_capacity(self.capacity)));
+        }
+        self.redis_store(issuer).await
+    }
+
+    #[cfg(feature = "redis")]
+    async fn redis_store(&self, issuer: &str) -> Result<Arc<dyn ParStore>, FlagError> {
+        let url = &self.store;
+        let config = crate::store::RedisStoreConfig::new(url.as_str())
+            .prefix(format!("tower-par:{issuer}"))
+            .max_entries(self.capacity);
+        let store = crate::store::RedisStore::connect(config)
+            .await
+            .map_err(|err| FlagError(format!("redis store {url}: {err}")))?;
+        Ok(Arc::new(store))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    #[allow(clippy::unused_async)]
+    async fn redis_store(&self, _issuer: &str) -> Result<Arc<dyn ParStore>, FlagError> {
+        Err(FlagError(format!(
+            "--store {}: this build has no Redis support (feature `redis`)",
+            self.store
+        )))
+    }
+
+    /// A [`ParLayerBuilder`] with `issuer`, `clients`, the store, the default lifetime, the
+    /// consumption policy and `require_par` of these flags; the binary adds the rest (paths,
+    /// metadata) and builds it.
+    ///
+    /// # Errors
+    ///
+    /// As [`CommonFlags::store`].
+    pub async fn layer_builder(
+        &self,
+        issuer: &str,
+        clients: StaticClients,
+    ) -> Result<ParLayerBuilder, FlagError> {
+        Ok(ParLayer::builder()
+            .issuer(issuer)
+            .clients(clients)
+            .store(self.store(issuer).await?)
+            .default_lifetime(self.lifetime)
+            .require_par(self.require_par)
+            .consumption(self.consume))
+    }
+}
