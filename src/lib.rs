@@ -49,6 +49,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod body;
 pub mod client;
 mod clock;
