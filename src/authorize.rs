@@ -288,6 +288,10 @@ async fn require_par(config: &Config, client_id: Option<&str>) -> Result<(), OAu
     let Some(client_id) = client_id else {
         return Ok(());
     };
+    if !config.clients.any_client_requires_par() {
+        // The registry says no client requires PAR: no lookup on a plain request.
+        return Ok(());
+    }
     // An unknown client is the inner service's to refuse.
     match client::authenticate::lookup(config, client_id).await? {
         Some(client) if client.require_par() => Err(refused()),

@@ -68,7 +68,10 @@ pub mod store;
 pub use self::{
     authorize::Completion,
     body::{RequestBody, ResponseBody},
-    client::{Client, ClientRegistry, StaticClients},
+    client::{
+        AuthMethod, Client, ClientBuilder, ClientRegistry, RegistryError, RegistryFuture,
+        StaticClients,
+    },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ErrorResponder, OAuthError},
     future::ResponseFuture,
