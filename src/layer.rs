@@ -164,6 +164,13 @@ impl ParLayer {
         &self.config
     }
 
+    /// The issuer identifier, without a trailing slash (for the `iss` authorization response
+    /// parameter, RFC 9207).
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
     /// The public URL of the PAR endpoint: what metadata advertises, DPoP proofs name as `htu`,
     /// and client assertions may name as `aud`.
     #[must_use]

@@ -54,6 +54,7 @@ pub mod axum;
 mod body;
 pub mod client;
 mod clock;
+mod completion;
 mod error;
 mod future;
 #[cfg(feature = "jwt")]

@@ -168,7 +168,22 @@ impl Drop for TestServer {
 }
 
 pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
-    let service = layer.layer(inner_app(mode));
+    serve_service(layer.layer(inner_app(mode))).await
+}
+
+/// Serves any service (an axum `Router` with the layer inside, a tower-http stack) with hyper.
+pub async fn serve_service<S, B>(service: S) -> TestServer
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
