@@ -71,7 +71,7 @@ impl OAuthError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
-            format!("the request body is larger than {limit} bytes"),
+            format!("the request body is larger than {limit} bytes (max_body_bytes)"),
         )
     }
 

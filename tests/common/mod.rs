@@ -200,13 +200,17 @@ where
             });
         }
     });
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    TestServer {
-        addr,
-        base: format!("http://{addr}"),
-        client,
-        task,
-    }
+    TestServer::running(addr, task)
+}
+
+/// Serves an axum `Router` with `axum::serve`, the way an application does.
+pub async fn serve_axum(app: Router) -> TestServer {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    TestServer::running(addr, task)
 }
 
 /// A response, read whole.
@@ -265,6 +269,16 @@ impl Reply {
 }
 
 impl TestServer {
+    /// A server already accepting on `addr`; `task` is aborted on drop.
+    pub fn running(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            task,
+        }
+    }
+
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
         let response = self.client.request(request).await.expect("request failed");
         let (parts, body) = response.into_parts();
@@ -389,3 +403,45 @@ pub fn pushed_params(echo: &Value) -> Vec<(String, String)> {
 }
 
 pub type Shared<T> = Arc<T>;
+
+/// Captures the log lines of the current thread — and so of the servers a test on the
+/// single-threaded test runtime starts — while it lives.
+pub struct Logs {
+    captured: CapturedLogs,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn capture() -> Self {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self {
+            captured,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.captured.0.lock().unwrap().clone()).unwrap()
+    }
+}
