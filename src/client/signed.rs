@@ -61,7 +61,7 @@ impl JwtSettings {
         self
     }
 
-    /// The FAPI 2.0 profile (spec-checklist C-1, FAPI-07, FAPI-10): assertion `aud` only the
+    /// The FAPI 2.0 profile (Security Profile §5.3.2.1, §5.4.1): assertion `aud` only the
     /// issuer, as a string; only PS256, ES256 and EdDSA; no HMAC.
     pub const fn fapi2(mut self, on: bool) -> Self {
         self.fapi2 = on;
