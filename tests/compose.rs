@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{future::IntoFuture as _, time::Duration};
 
 use axum::{extract::RawQuery, response::IntoResponse, routing::get, Router};
 use bytes::Bytes;
@@ -95,34 +95,24 @@ async fn the_usual_tower_http_stack_around_the_layer_served_by_axum_serve() {
 #[tokio::test]
 async fn a_wrapped_router_is_served_with_into_make_service() {
     let par = builder(&ManualClock::new()).build().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let wrapped: ParService<Router> = par.layer(routes());
-    let task = tokio::spawn(async move {
-        // The obvious code, with feature `axum`.
-        axum::serve(listener, wrapped.into_make_service())
-            .await
-            .unwrap();
-    });
-    push_and_redeem(&TestServer::running(addr, task)).await;
+    // The obvious code, with feature `axum`.
+    let server =
+        serving(|listener| axum::serve(listener, wrapped.into_make_service()).into_future());
+    push_and_redeem(&server.await).await;
 }
 
 #[tokio::test]
 async fn a_wrapped_router_is_served_without_the_axum_feature() {
     let par = builder(&ManualClock::new()).build().unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     // Without feature `axum`: map the response into axum's, then share one service.
     let service = tower::ServiceExt::<axum::extract::Request>::map_response(
         par.layer(routes()),
         IntoResponse::into_response,
     );
-    let task = tokio::spawn(async move {
-        axum::serve(listener, tower::make::Shared::new(service))
-            .await
-            .unwrap();
-    });
-    push_and_redeem(&TestServer::running(addr, task)).await;
+    let make_service = tower::make::Shared::new(service);
+    let server = serving(|listener| axum::serve(listener, make_service).into_future());
+    push_and_redeem(&server.await).await;
 }
 
 #[tokio::test]

@@ -13,8 +13,7 @@ use http_body_util::Full;
 use serde_json::{json, Value};
 use tower::Layer as _;
 use tower_par::{
-    AuthMethod, Client, Clock as _, ManualClock, ParLayer, ParLayerBuilder,
-    PushedAuthorizationRequest, StaticClients,
+    Clock as _, ManualClock, ParLayer, ParLayerBuilder, PushedAuthorizationRequest, StaticClients,
 };
 
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -39,13 +38,7 @@ struct Layout {
 }
 
 fn layer_builder(clock: &ManualClock, key: &TestKey, issuer: &str) -> ParLayerBuilder {
-    let client = Client::builder("jwt-app")
-        .auth_method(AuthMethod::PrivateKeyJwt)
-        .jwks(key.jwks())
-        .redirect_uri(WEB_CB)
-        .grant_type("authorization_code")
-        .build()
-        .unwrap();
+    let client = private_key_jwt_client("jwt-app", key);
     ParLayer::builder()
         .issuer(issuer)
         .clients(StaticClients::from_clients([client]).unwrap())

@@ -21,6 +21,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 use serde_json::{json, Value};
+use std::future::IntoFuture as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -205,12 +206,34 @@ where
 
 /// Serves an axum `Router` with `axum::serve`, the way an application does.
 pub async fn serve_axum(app: Router) -> TestServer {
+    serving(|listener| axum::serve(listener, app).into_future()).await
+}
+
+/// Runs `server` on a fresh listener on 127.0.0.1 (e.g. `axum::serve` with any make-service).
+pub async fn serving<F, Fut>(server: F) -> TestServer
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let server = server(listener);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app).await.unwrap();
+        server.await.unwrap();
     });
     TestServer::running(addr, task)
+}
+
+/// A `private_key_jwt` client with `key`'s public key and the code grant to [`WEB_CB`].
+#[cfg(feature = "jwt")]
+pub fn private_key_jwt_client(client_id: &str, key: &jwt::TestKey) -> tower_par::Client {
+    tower_par::Client::builder(client_id)
+        .auth_method(tower_par::AuthMethod::PrivateKeyJwt)
+        .jwks(key.jwks())
+        .redirect_uri(WEB_CB)
+        .grant_type("authorization_code")
+        .build()
+        .expect("a valid private_key_jwt client")
 }
 
 /// A response, read whole.
