@@ -36,7 +36,9 @@ const MAX_PATH_AND_QUERY: usize = u16::MAX as usize - 1;
 /// The layer puts one in the request extensions of every redeemed request in that mode. The layer
 /// completes by itself when the inner service answers with a redirect to the pushed
 /// `redirect_uri`; flows that answer otherwise (`response_mode=form_post`, custom flows) call
-/// [`Completion::complete`] before they hand out the authorization response.
+/// [`Completion::complete`] before they hand out the authorization response. A page on another
+/// path or node, which has no `Completion`, uses [`ParLayer::complete`](crate::ParLayer::complete)
+/// with the client and the `request_uri`.
 ///
 /// ```
 /// use axum::{extract::Request, http::StatusCode};

@@ -74,14 +74,20 @@ impl<B> RequestBody<B> {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use http_body_util::Full;
+    /// use http_body_util::{BodyExt as _, Full};
     /// use tower_par::RequestBody;
     ///
+    /// async fn authorize(request: http::Request<RequestBody<Full<Bytes>>>) -> Bytes {
+    ///     request.into_body().collect().await.unwrap().to_bytes()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let request = http::Request::post("/as/authorize")
     ///     .header("content-type", "application/x-www-form-urlencoded")
     ///     .body(RequestBody::new(Full::new(Bytes::from_static(b"client_id=web-app&scope=openid"))))
     ///     .unwrap();
-    /// # let _ = request;
+    /// assert_eq!(authorize(request).await, "client_id=web-app&scope=openid");
+    /// # }
     /// ```
     pub const fn new(body: B) -> Self {
         Self::original(body)
