@@ -18,6 +18,7 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
+//! use tower::Layer as _;
 //! use tower_par::{ParLayer, PushedAuthorizationRequest, StaticClients};
 //!
 //! async fn authorize(pushed: Option<PushedAuthorizationRequest>) -> String {
