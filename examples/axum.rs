@@ -23,7 +23,7 @@ async fn authorize(Query(p): Query<HashMap<String, String>>) -> String {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let par = ParLayer::builder()
         .issuer("http://127.0.0.1:3000")
-        .clients(StaticClients::from_json_file("examples/clients.json")?)
+        .clients(StaticClients::from_json_str(include_str!("clients.json"))?)
         .build()?;
     let app = Router::new()
         .route("/as/authorize", get(authorize).post(authorize))

@@ -36,7 +36,9 @@ const MAX_PATH_AND_QUERY: usize = u16::MAX as usize - 1;
 /// The layer puts one in the request extensions of every redeemed request in that mode. The layer
 /// completes by itself when the inner service answers with a redirect to the pushed
 /// `redirect_uri`; flows that answer otherwise (`response_mode=form_post`, custom flows) call
-/// [`Completion::complete`] before they hand out the authorization response.
+/// [`Completion::complete`] before they hand out the authorization response. A page on another
+/// path or node, which has no `Completion`, uses [`ParLayer::complete`](crate::ParLayer::complete)
+/// with the client and the `request_uri`.
 ///
 /// ```
 /// use axum::{extract::Request, http::StatusCode};
@@ -288,6 +290,10 @@ async fn require_par(config: &Config, client_id: Option<&str>) -> Result<(), OAu
     let Some(client_id) = client_id else {
         return Ok(());
     };
+    if !config.clients.any_client_requires_par() {
+        // The registry says no client requires PAR: no lookup on a plain request.
+        return Ok(());
+    }
     // An unknown client is the inner service's to refuse.
     match client::authenticate::lookup(config, client_id).await? {
         Some(client) if client.require_par() => Err(refused()),
@@ -295,7 +301,7 @@ async fn require_par(config: &Config, client_id: Option<&str>) -> Result<(), OAu
     }
 }
 
-fn parse_handle(request_uri: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_handle(request_uri: &str) -> Option<[u8; 32]> {
     let encoded = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
     if encoded.len() != 43 {
         return None;

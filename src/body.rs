@@ -70,6 +70,29 @@ pin_project! {
 }
 
 impl<B> RequestBody<B> {
+    /// Wraps a body as the layer passes it on untouched, e.g. to call a handler in a unit test:
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http_body_util::{BodyExt as _, Full};
+    /// use tower_par::RequestBody;
+    ///
+    /// async fn authorize(request: http::Request<RequestBody<Full<Bytes>>>) -> Bytes {
+    ///     request.into_body().collect().await.unwrap().to_bytes()
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let request = http::Request::post("/as/authorize")
+    ///     .header("content-type", "application/x-www-form-urlencoded")
+    ///     .body(RequestBody::new(Full::new(Bytes::from_static(b"client_id=web-app&scope=openid"))))
+    ///     .unwrap();
+    /// assert_eq!(authorize(request).await, "client_id=web-app&scope=openid");
+    /// # }
+    /// ```
+    pub const fn new(body: B) -> Self {
+        Self::original(body)
+    }
+
     /// Wraps the original body; nothing is copied.
     pub(crate) const fn original(body: B) -> Self {
         Self {
@@ -101,6 +124,15 @@ impl<B> ResponseBody<B> {
             kind: Kind::Own {
                 body: Full::new(bytes),
             },
+        }
+    }
+
+    /// The inner service's body, or the layer's own.
+    #[cfg(feature = "axum")]
+    pub(crate) fn into_inner(self) -> Result<B, Full<Bytes>> {
+        match self.kind {
+            Kind::Inner { body } => Ok(body),
+            Kind::Own { body } => Err(body),
         }
     }
 }
@@ -172,3 +204,24 @@ macro_rules! impl_body {
 
 impl_body!(RequestBody);
 impl_body!(ResponseBody);
+
+// What tower-http's own bodies implement besides `Body`: `Default` (an empty inner body) when the
+// inner body has one. `CorsLayer` answers preflights and `TimeoutLayer` answers 408 with
+// `ResBody::default()`, so a stack with either around the layer needs it.
+impl<B: Default> Default for RequestBody<B> {
+    fn default() -> Self {
+        Self::new(B::default())
+    }
+}
+
+impl<B: Default> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::inner(B::default())
+    }
+}
+
+impl<B> From<B> for RequestBody<B> {
+    fn from(body: B) -> Self {
+        Self::new(body)
+    }
+}

@@ -71,7 +71,7 @@ impl OAuthError {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
-            format!("the request body is larger than {limit} bytes"),
+            format!("the request body is larger than {limit} bytes (max_body_bytes)"),
         )
     }
 
@@ -170,7 +170,7 @@ fn sanitize(description: Cow<'static, str>) -> Cow<'static, str> {
 ///
 /// The default renders the JSON of [`OAuthError::to_response`]; an integrator with a browser-facing
 /// endpoint can render HTML instead. Whatever it returns, the layer never redirects for an
-/// unknown, used, expired or foreign `request_uri` (RFC 9101 §7, spec-checklist AZ-05).
+/// unknown, used, expired or foreign `request_uri` (RFC 9101 §7).
 pub type ErrorResponder = Arc<dyn Fn(&OAuthError) -> Response<Bytes> + Send + Sync>;
 
 /// A problem in the layer's configuration, found by [`ParLayerBuilder::build`](crate::ParLayerBuilder::build)

@@ -163,6 +163,26 @@ impl ParLayer {
     pub(crate) const fn config(&self) -> &Arc<Config> {
         &self.config
     }
+
+    /// The issuer identifier, without a trailing slash (for the `iss` authorization response
+    /// parameter, RFC 9207).
+    #[must_use]
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// The public URL of the PAR endpoint: what metadata advertises, DPoP proofs name as `htu`,
+    /// and client assertions may name as `aud`.
+    #[must_use]
+    pub fn par_endpoint(&self) -> &str {
+        &self.config.par_endpoint
+    }
+
+    /// The public URL of the authorization endpoint.
+    #[must_use]
+    pub fn authorization_endpoint(&self) -> &str {
+        &self.config.authorization_endpoint
+    }
 }
 
 impl<S> Layer<S> for ParLayer {
@@ -202,6 +222,8 @@ pub struct ParLayerBuilder {
     par_path: String,
     authorize_path: String,
     issuer: Option<String>,
+    par_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
     clients: Option<Arc<dyn ClientRegistry>>,
     store: Option<Arc<dyn ParStore>>,
     clock: Arc<dyn Clock>,
@@ -223,6 +245,8 @@ impl Default for ParLayerBuilder {
             par_path: "/as/par".into(),
             authorize_path: "/as/authorize".into(),
             issuer: None,
+            par_endpoint: None,
+            authorization_endpoint: None,
             clients: None,
             store: None,
             clock: Arc::new(SystemClock),
@@ -254,9 +278,43 @@ impl ParLayerBuilder {
     }
 
     /// The issuer identifier (required): an `https` (or, for development, `http`) URL without
-    /// query or fragment. Handles are bound to it, and endpoint URLs are built from it.
+    /// query or fragment, with or without a path. Handles are bound to it. Unless set
+    /// explicitly, the endpoint URLs are its **origin** (scheme and host) plus the paths the layer
+    /// matches: issuer `https://as.example.com/tenant-a` with `par_path("/tenant-a/as/par")`
+    /// advertises `https://as.example.com/tenant-a/as/par`.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// The public URL of the PAR endpoint, when it is not the issuer's origin plus `par_path`:
+    /// behind a proxy that strips a prefix, or with the layer inside `Router::nest_service`.
+    /// Metadata advertises it, DPoP proofs must name it as `htu`, and client assertions may name
+    /// it as `aud`.
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// // A proxy serves https://as.example.com/auth/… and forwards /as/par to the layer.
+    /// let layer = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .par_endpoint("https://as.example.com/auth/as/par")
+    ///     .authorization_endpoint("https://as.example.com/auth/as/authorize")
+    ///     .clients(StaticClients::default())
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(layer.par_endpoint(), "https://as.example.com/auth/as/par");
+    /// assert_eq!(layer.metadata()["pushed_authorization_request_endpoint"], "https://as.example.com/auth/as/par");
+    /// ```
+    pub fn par_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.par_endpoint = Some(url.into());
+        self
+    }
+
+    /// The public URL of the authorization endpoint, when it is not the issuer's origin plus
+    /// `authorize_path` (see [`ParLayerBuilder::par_endpoint`]). Served metadata advertises it.
+    pub fn authorization_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.authorization_endpoint = Some(url.into());
         self
     }
 
@@ -359,15 +417,12 @@ impl ParLayerBuilder {
             .issuer
             .ok_or(ConfigError::Missing { setting: "issuer" })?;
         let issuer = issuer.trim_end_matches('/').to_owned();
-        if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
-            || issuer.contains(['?', '#'])
-            || issuer.split("://").nth(1).map_or(true, str::is_empty)
-        {
-            return Err(invalid(
+        let origin = origin_of(&issuer).ok_or_else(|| {
+            invalid(
                 "issuer",
                 format!("{issuer} is not an http(s) URL without query or fragment"),
-            ));
-        }
+            )
+        })?;
         for (setting, path) in [
             ("par_path", &self.par_path),
             ("authorize_path", &self.authorize_path),
@@ -406,9 +461,24 @@ impl ParLayerBuilder {
         let store = self
             .store
             .unwrap_or_else(|| Arc::new(MemoryStore::with_capacity(1_000_000)));
+        let endpoint = |setting: &'static str, explicit: Option<String>, path: &str| match explicit
+        {
+            None => Ok(format!("{origin}{path}")),
+            Some(url) if origin_of(&url).is_some_and(|o| o.len() < url.len()) => Ok(url),
+            Some(url) => Err(invalid(
+                setting,
+                format!("{url} is not an http(s) URL with a path and without query or fragment"),
+            )),
+        };
+        let par_endpoint = endpoint("par_endpoint", self.par_endpoint, &self.par_path)?;
+        let authorization_endpoint = endpoint(
+            "authorization_endpoint",
+            self.authorization_endpoint,
+            &self.authorize_path,
+        )?;
         let mut config = Config {
-            par_endpoint: format!("{issuer}{}", self.par_path),
-            authorization_endpoint: format!("{issuer}{}", self.authorize_path),
+            par_endpoint,
+            authorization_endpoint,
             realm: issuer.as_str().into(),
             issuer: issuer.into(),
             par_path: self.par_path.into(),
@@ -436,6 +506,21 @@ impl ParLayerBuilder {
     }
 }
 
+/// The origin (`scheme://host[:port]`) of an http(s) URL without query or fragment.
+fn origin_of(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    if url.contains(['?', '#']) {
+        return None;
+    }
+    let authority = rest.split('/').next().unwrap_or("");
+    if authority.is_empty() {
+        return None;
+    }
+    Some(&url[..url.len() - rest.len() + authority.len()])
+}
+
 impl fmt::Debug for ParLayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ParLayerBuilder")
@@ -443,5 +528,79 @@ impl fmt::Debug for ParLayerBuilder {
             .field("authorize_path", &self.authorize_path)
             .field("issuer", &self.issuer)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StaticClients;
+
+    fn build(issuer: &str, par_path: &str) -> Result<ParLayer, ConfigError> {
+        ParLayer::builder()
+            .issuer(issuer)
+            .par_path(par_path)
+            .authorize_path("/x/authorize")
+            .clients(StaticClients::default())
+            .build()
+    }
+
+    #[test]
+    fn endpoint_urls_are_the_issuer_origin_plus_the_matched_path() {
+        let layer = build("https://as.example.com/tenant-a/", "/tenant-a/as/par").unwrap();
+        assert_eq!(
+            layer.par_endpoint(),
+            "https://as.example.com/tenant-a/as/par"
+        );
+        assert_eq!(
+            layer.authorization_endpoint(),
+            "https://as.example.com/x/authorize"
+        );
+        let layer = build("http://127.0.0.1:3000", "/as/par").unwrap();
+        assert_eq!(layer.par_endpoint(), "http://127.0.0.1:3000/as/par");
+    }
+
+    #[test]
+    fn origins_of_urls() {
+        assert_eq!(
+            origin_of("https://a.example/b/c"),
+            Some("https://a.example")
+        );
+        assert_eq!(origin_of("http://a:8080"), Some("http://a:8080"));
+        for bad in [
+            "https://",
+            "ftp://a",
+            "https:///x",
+            "https://a?x",
+            "https://a/#f",
+            "a.example",
+        ] {
+            assert_eq!(origin_of(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn explicit_endpoint_urls_are_checked() {
+        let build = |url: &str| {
+            ParLayer::builder()
+                .issuer("https://as.example.com")
+                .par_endpoint(url)
+                .clients(StaticClients::default())
+                .build()
+        };
+        assert_eq!(
+            build("https://proxy.example/auth/as/par")
+                .unwrap()
+                .par_endpoint(),
+            "https://proxy.example/auth/as/par"
+        );
+        for bad in [
+            "https://proxy.example",
+            "/auth/as/par",
+            "https://p.example/par?x=1",
+        ] {
+            let err = build(bad).unwrap_err().to_string();
+            assert!(err.contains("par_endpoint"), "{bad}: {err}");
+        }
     }
 }

@@ -35,8 +35,13 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Mount the layer around the whole `Router` (`Router::layer` called after every route, or
-//! `par.layer(router)`), so that the PAR path reaches it even though no route exists for it.
+//! Mount the layer around the whole `Router`: `Router::layer(par)` called after every `route`
+//! and `nest`, or `par.layer(router)` (served with `ParService::into_make_service`, feature
+//! `axum`), so that the PAR path reaches it even though no route exists for it. A layer on a
+//! nested router or added with `route_layer` leaves the PAR endpoint `404`; one added before the
+//! authorization route never swaps there. The README's "Placing the layer" shows each case, and
+//! the `Option<PushedAuthorizationRequest>` extractor (feature `axum`, module `axum`)
+//! refuses a `request_uri` the layer never saw instead of passing it to the handler.
 //!
 //! ## Features
 //!
@@ -44,15 +49,20 @@
 //! * `jwt`: `private_key_jwt`, `client_secret_jwt`, signed request objects, DPoP at PAR.
 //! * `test-suite`: the shared store test-suite, for backend authors.
 //! * `server`: [`server`], serving the layer over TCP as the reference binaries do.
+//! * `axum`: the extractor above, `ParService::into_make_service` for `axum::serve`, and
+//!   `IntoResponse` for [`OAuthError`]; depends on `axum-core` only.
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod authorize;
+#[cfg(feature = "axum")]
+pub mod axum;
 mod body;
 pub mod client;
 mod clock;
+mod completion;
 mod error;
 mod future;
 #[cfg(feature = "jwt")]
@@ -69,7 +79,10 @@ pub mod store;
 pub use self::{
     authorize::Completion,
     body::{RequestBody, ResponseBody},
-    client::{Client, ClientRegistry, StaticClients},
+    client::{
+        AuthMethod, Client, ClientBuilder, ClientRegistry, RegistryError, RegistryFuture,
+        StaticClients,
+    },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ErrorResponder, OAuthError},
     future::ResponseFuture,

@@ -271,8 +271,10 @@ impl PushedAuthorizationRequest {
 
     /// Whether the rebuilt request carries every parameter in its URI (GET) or body (POST).
     ///
-    /// `false` only for a GET whose rebuilt query would pass the 64 KiB limit of an `http::Uri`:
-    /// the URI then carries just `client_id`, and this extension is the only complete copy.
+    /// `false` for a GET whose rebuilt query would pass the 64 KiB limit of an `http::Uri` (the
+    /// URI then carries just `client_id`, and this extension is the only complete copy), and for
+    /// a request read with [`ParLayer::pushed_request`](crate::ParLayer::pushed_request), which
+    /// rebuilt no request.
     #[must_use]
     pub const fn is_complete_in_uri(&self) -> bool {
         self.complete_in_uri

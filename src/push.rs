@@ -336,12 +336,36 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<BoxError>,
 {
+    // The body's own errors are wrapped, so that a length limit set in front of the layer (an
+    // outer `Limited`, e.g. tower-http's `RequestBodyLimitLayer`) is told apart from ours.
+    let body = body.map_err(|err| ReadError(err.into()));
     match Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if is_length_limit(&*err) => Err(OAuthError::payload_too_large(limit)),
+        Err(err) if err.is::<LengthLimitError>() => Err(OAuthError::payload_too_large(limit)),
+        Err(err) if is_length_limit(&*err) => Err(OAuthError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            "the request body is larger than a limit set in front of this endpoint",
+        )),
         Err(_) => Err(OAuthError::invalid_request(
             "the request body could not be read",
         )),
+    }
+}
+
+/// An error of the request body itself, as opposed to the layer's own length limit.
+#[derive(Debug)]
+struct ReadError(BoxError);
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reading the request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&*self.0)
     }
 }
 

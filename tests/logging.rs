@@ -3,39 +3,13 @@
 
 mod common;
 
-use std::{
-    io,
-    sync::{Arc, Mutex},
-};
-
 use common::*;
 use tower_par::ManualClock;
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn logs_name_the_client_and_the_reason_but_never_secrets_handles_or_values() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
     // The test runtime is single-threaded, so the server's tasks log through this subscriber too.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = Logs::capture();
 
     let server = serve(
         builder(&ManualClock::new()).build().unwrap(),
@@ -60,7 +34,7 @@ async fn logs_name_the_client_and_the_reason_but_never_secrets_handles_or_values
         .await
         .assert_error(400, "invalid_request");
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = logs.text();
     for expected in [
         "pushed authorization request accepted",
         "pushed authorization request redeemed",

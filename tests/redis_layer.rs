@@ -415,10 +415,7 @@ async fn a_two_second_handle_is_dead_after_two_seconds_on_both_nodes() {
 /// remembered in the shared store, so a replay on another node is refused.
 #[cfg(feature = "jwt")]
 mod jwt_replay {
-    use tower_par::{
-        client::{AuthMethod, Client},
-        Clock as _, ManualClock, StaticClients,
-    };
+    use tower_par::{Clock as _, ManualClock, StaticClients};
 
     use super::{
         common::{jwt, *},
@@ -430,13 +427,7 @@ mod jwt_replay {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn jti_replay_is_refused_on_the_other_node() {
         let key = jwt::TestKey::es256("k1");
-        let client = Client::builder("jwt-app")
-            .auth_method(AuthMethod::PrivateKeyJwt)
-            .jwks(key.jwks())
-            .redirect_uri(WEB_CB)
-            .grant_type("authorization_code")
-            .build()
-            .expect("client");
+        let client = private_key_jwt_client("jwt-app", &key);
         let clients = StaticClients::from_clients([client]).expect("registry");
         let nodes = cluster(InnerMode::Redirect, move |b| b.clients(clients.clone())).await;
         let clock = ManualClock::new();

@@ -117,11 +117,12 @@ pub(crate) async fn lookup(
 }
 
 fn verify_secret(client: &Client, presented: &[u8]) -> Result<(), OAuthError> {
-    match client.secret() {
-        Some(secret) if secret.matches(presented) => Ok(()),
-        _ => Err(OAuthError::invalid_client(
+    if client.secret_matches(presented) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_client(
             "client authentication failed: wrong client secret",
-        )),
+        ))
     }
 }
 

@@ -18,7 +18,7 @@ pub use self::static_clients::StaticClients;
 use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
+use subtle::{Choice, ConstantTimeEq};
 
 use crate::error::ConfigError;
 
@@ -53,11 +53,29 @@ pub type RegistryFuture<'a> =
 pub trait ClientRegistry: Send + Sync + 'static {
     /// The client registered as `client_id`, `None` if there is none.
     fn client<'a>(&'a self, client_id: &'a str) -> RegistryFuture<'a>;
+
+    /// Whether any client may require pushed authorization requests
+    /// ([`Client::require_par`]); asked on every authorization request that carries a
+    /// `client_id` but no `request_uri`.
+    ///
+    /// The cost it saves: to enforce a per-client requirement, the layer looks the client up
+    /// (one [`client`](Self::client) call, a database round-trip for a database-backed registry)
+    /// on every such plain request. Answer `false` when no client requires PAR and the layer
+    /// skips that lookup; the default, `true`, always looks. [`StaticClients`] answers from its
+    /// table. A registry whose clients can change must keep the answer current: `false` while a
+    /// client requires PAR lets that client's plain requests through.
+    fn any_client_requires_par(&self) -> bool {
+        true
+    }
 }
 
 impl<T: ClientRegistry + ?Sized> ClientRegistry for Arc<T> {
     fn client<'a>(&'a self, client_id: &'a str) -> RegistryFuture<'a> {
         (**self).client(client_id)
+    }
+
+    fn any_client_requires_par(&self) -> bool {
+        (**self).any_client_requires_par()
     }
 }
 
@@ -149,32 +167,38 @@ impl fmt::Display for AuthMethod {
     }
 }
 
-/// A client secret. It is compared in constant time through its SHA-256 digest, so neither
-/// content nor length leak through timing (rust-notes D13); `Debug` never shows it.
+/// One valid client secret, or only its SHA-256 digest. Presented secrets are compared in
+/// constant time through their digest, so neither content nor length leak through timing;
+/// `Debug` never shows it.
 #[derive(Clone)]
-pub(crate) struct ClientSecret {
+struct ClientSecret {
+    /// The secret itself (the HMAC key of `client_secret_jwt`); `None` when only its digest is
+    /// registered.
     #[cfg_attr(not(feature = "jwt"), allow(dead_code))]
-    raw: Box<[u8]>,
+    raw: Option<Box<[u8]>>,
     digest: [u8; 32],
 }
 
 impl ClientSecret {
     fn new(secret: &str) -> Self {
         Self {
-            raw: secret.as_bytes().into(),
+            raw: Some(secret.as_bytes().into()),
             digest: Sha256::digest(secret.as_bytes()).into(),
         }
     }
 
-    pub(crate) fn matches(&self, presented: &[u8]) -> bool {
-        let presented: [u8; 32] = Sha256::digest(presented).into();
-        self.digest.ct_eq(&presented).into()
-    }
-
-    /// The secret itself, as the HMAC key of `client_secret_jwt`.
-    #[cfg(feature = "jwt")]
-    pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.raw
+    /// A secret known only by its digest: 64 hex digits.
+    fn from_hex_digest(hex: &str) -> Option<Self> {
+        let hex = hex.as_bytes();
+        if hex.len() != 64 {
+            return None;
+        }
+        let mut digest = [0u8; 32];
+        for (byte, pair) in digest.iter_mut().zip(hex.chunks_exact(2)) {
+            let digit = |b: u8| char::from(b).to_digit(16);
+            *byte = u8::try_from(digit(pair[0])? << 4 | digit(pair[1])?).ok()?;
+        }
+        Some(Self { raw: None, digest })
     }
 }
 
@@ -204,7 +228,7 @@ impl fmt::Debug for ClientSecret {
 #[derive(Clone, Debug)]
 pub struct Client {
     client_id: String,
-    secret: Option<ClientSecret>,
+    secrets: Box<[ClientSecret]>,
     auth_method: AuthMethod,
     redirect_uris: Vec<String>,
     grant_types: Vec<String>,
@@ -220,7 +244,8 @@ impl Client {
     pub fn builder(client_id: impl Into<String>) -> ClientBuilder {
         ClientBuilder {
             client_id: client_id.into(),
-            secret: None,
+            secrets: Vec::new(),
+            secret_digests: Vec::new(),
             auth_method: AuthMethod::ClientSecretBasic,
             redirect_uris: Vec::new(),
             grant_types: Vec::new(),
@@ -262,7 +287,7 @@ impl Client {
         self.grant_types.iter().any(|g| g == grant_type)
     }
 
-    /// Whether this client must push every authorization request (spec-checklist AZ-07).
+    /// Whether this client must push every authorization request.
     #[must_use]
     pub const fn require_par(&self) -> bool {
         self.require_par
@@ -286,8 +311,27 @@ impl Client {
         self.redirect_uris.iter().any(|r| r == redirect_uri)
     }
 
-    pub(crate) const fn secret(&self) -> Option<&ClientSecret> {
-        self.secret.as_ref()
+    /// Whether `presented` is one of the client's secrets. Every registered secret is compared,
+    /// each in constant time through SHA-256 digests, whichever matches.
+    pub(crate) fn secret_matches(&self, presented: &[u8]) -> bool {
+        let presented: [u8; 32] = Sha256::digest(presented).into();
+        let matched = self
+            .secrets
+            .iter()
+            .fold(Choice::from(0), |matched, secret| {
+                matched | secret.digest.ct_eq(&presented)
+            });
+        matched.into()
+    }
+
+    /// The secrets themselves, as HMAC keys (`client_secret_jwt`, HMAC request objects); digests
+    /// cannot serve as keys and are left out.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn hmac_secrets(&self) -> Vec<&[u8]> {
+        self.secrets
+            .iter()
+            .filter_map(|s| s.raw.as_deref())
+            .collect()
     }
 
     #[cfg(feature = "jwt")]
@@ -303,13 +347,16 @@ impl Client {
 ///
 /// // A confidential method without a secret is refused, naming the client.
 /// let err = Client::builder("svc").auth_method(AuthMethod::ClientSecretPost).build().unwrap_err();
-/// assert_eq!(err.to_string(), "client `svc`: auth_method client_secret_post needs a client_secret");
+/// assert_eq!(
+///     err.to_string(),
+///     "client `svc`: auth_method client_secret_post needs a client_secret (or client_secret_sha256)"
+/// );
 /// ```
-#[derive(Debug)]
 #[must_use]
 pub struct ClientBuilder {
     client_id: String,
-    secret: Option<String>,
+    secrets: Vec<String>,
+    secret_digests: Vec<String>,
     auth_method: AuthMethod,
     redirect_uris: Vec<String>,
     grant_types: Vec<String>,
@@ -320,10 +367,50 @@ pub struct ClientBuilder {
     jwks: Option<serde_json::Value>,
 }
 
+impl fmt::Debug for ClientBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientBuilder")
+            .field("client_id", &self.client_id)
+            .field("secrets", &self.secrets.len())
+            .field("secret_digests", &self.secret_digests.len())
+            .field("auth_method", &self.auth_method)
+            .field("redirect_uris", &self.redirect_uris)
+            .finish_non_exhaustive()
+    }
+}
+
 impl ClientBuilder {
-    /// The client secret (confidential clients using a secret-based method).
+    /// Adds a client secret (confidential clients using a secret-based method). It adds, it
+    /// does not replace: call it again to accept several secrets at once while you rotate, and
+    /// any of them authenticates. `client_secret_jwt` tries each as the HMAC key.
+    ///
+    /// ```
+    /// use tower_par::{AuthMethod, Client};
+    ///
+    /// let client = Client::builder("svc")
+    ///     .auth_method(AuthMethod::ClientSecretBasic)
+    ///     .secret("old-secret")
+    ///     .secret("new-secret")
+    ///     .grant_type("authorization_code")
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = client;
+    /// ```
     pub fn secret(mut self, secret: impl Into<String>) -> Self {
-        self.secret = Some(secret.into());
+        self.secrets.push(secret.into());
+        self
+    }
+
+    /// Adds a client secret known only by its SHA-256 digest (64 hex digits, e.g. from
+    /// `printf %s "$SECRET" | sha256sum`), so that the registry holds no usable secret. For
+    /// `client_secret_basic` and `client_secret_post`; `client_secret_jwt` needs the secret
+    /// itself as its HMAC key, and `build` refuses digests there. Like [`secret`](Self::secret),
+    /// it adds.
+    ///
+    /// An unsalted digest is right for a random client secret of at least 128 bits, not for a
+    /// password a human chose.
+    pub fn secret_sha256(mut self, hex_digest: impl Into<String>) -> Self {
+        self.secret_digests.push(hex_digest.into());
         self
     }
 
@@ -370,9 +457,9 @@ impl ClientBuilder {
         self
     }
 
-    /// Checks the registration: a secret-based method needs a secret, `none` must not have one,
-    /// the lifetime is 1–600 whole seconds, JWT methods need the `jwt` feature (and keys for
-    /// `private_key_jwt`).
+    /// Checks the registration: a secret-based method needs a secret (or, except for
+    /// `client_secret_jwt`, a secret digest), `none` must not have one, the lifetime is 1–600
+    /// whole seconds, JWT methods need the `jwt` feature (and keys for `private_key_jwt`).
     pub fn build(self) -> Result<Client, ConfigError> {
         let invalid = |message: String| ConfigError::Client {
             client_id: self.client_id.clone(),
@@ -381,17 +468,35 @@ impl ClientBuilder {
         if self.client_id.is_empty() {
             return Err(invalid("client_id must not be empty".into()));
         }
-        if self.auth_method.needs_secret() && self.secret.as_deref().map_or(true, str::is_empty) {
+        let has_secret = !(self.secrets.is_empty() && self.secret_digests.is_empty());
+        if self.auth_method.needs_secret() && !has_secret {
             return Err(invalid(format!(
-                "auth_method {} needs a client_secret",
+                "auth_method {} needs a client_secret (or client_secret_sha256)",
                 self.auth_method
             )));
         }
-        if !self.auth_method.needs_secret() && self.secret.is_some() {
+        if !self.auth_method.needs_secret() && has_secret {
             return Err(invalid(format!(
                 "auth_method {} must not have a client_secret",
                 self.auth_method
             )));
+        }
+        if self.secrets.iter().any(String::is_empty) {
+            return Err(invalid("a client_secret must not be empty".into()));
+        }
+        if self.auth_method == AuthMethod::ClientSecretJwt && !self.secret_digests.is_empty() {
+            return Err(invalid(
+                "auth_method client_secret_jwt needs the secret itself as its HMAC key: \
+                 client_secret_sha256 cannot verify its assertions"
+                    .into(),
+            ));
+        }
+        let mut secrets: Vec<ClientSecret> =
+            self.secrets.iter().map(|s| ClientSecret::new(s)).collect();
+        for hex in &self.secret_digests {
+            secrets.push(ClientSecret::from_hex_digest(hex).ok_or_else(|| {
+                invalid("client_secret_sha256 must be 64 hex digits (a SHA-256 digest)".into())
+            })?);
         }
         if let Some(lifetime) = self.par_lifetime {
             if lifetime.subsec_nanos() != 0 || !(1..=600).contains(&lifetime.as_secs()) {
@@ -423,7 +528,7 @@ impl ClientBuilder {
             None => None,
         };
         Ok(Client {
-            secret: self.secret.as_deref().map(ClientSecret::new),
+            secrets: secrets.into(),
             client_id: self.client_id,
             auth_method: self.auth_method,
             redirect_uris: self.redirect_uris,
@@ -434,5 +539,84 @@ impl ClientBuilder {
             #[cfg(feature = "jwt")]
             keys,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn basic(builder: ClientBuilder) -> Result<Client, ConfigError> {
+        builder
+            .auth_method(AuthMethod::ClientSecretBasic)
+            .grant_type("authorization_code")
+            .build()
+    }
+
+    /// `printf %s new-secret | sha256sum`
+    const NEW_SECRET_SHA256: &str =
+        "fc97bb52861fcf328d0a7abe201f9632b8703e436656348f6d1b398f42e92c39";
+
+    #[test]
+    fn every_added_secret_authenticates() {
+        let client = basic(
+            Client::builder("c")
+                .secret("old-secret")
+                .secret("new-secret"),
+        )
+        .unwrap();
+        assert!(client.secret_matches(b"old-secret"));
+        assert!(client.secret_matches(b"new-secret"));
+        assert!(!client.secret_matches(b"other"));
+        assert!(!client.secret_matches(b""));
+    }
+
+    #[test]
+    fn a_digest_authenticates_its_secret_only() {
+        for digest in [
+            NEW_SECRET_SHA256.to_owned(),
+            NEW_SECRET_SHA256.to_uppercase(),
+        ] {
+            let client = basic(Client::builder("c").secret_sha256(digest)).unwrap();
+            assert!(client.secret_matches(b"new-secret"));
+            assert!(!client.secret_matches(b"new-secreT"));
+            assert!(
+                !client.secret_matches(NEW_SECRET_SHA256.as_bytes()),
+                "the digest is not the secret"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_digests_are_refused() {
+        for bad in [
+            "",
+            "abc",
+            &"g".repeat(64),
+            &"a".repeat(63),
+            &"a".repeat(65),
+            &"é".repeat(32),
+        ] {
+            let err = basic(Client::builder("c").secret_sha256(bad)).unwrap_err();
+            assert!(err.to_string().contains("64 hex digits"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn empty_secrets_are_refused() {
+        let err = basic(Client::builder("c").secret("a").secret("")).unwrap_err();
+        assert!(err.to_string().contains("must not be empty"), "{err}");
+    }
+
+    #[test]
+    fn the_builder_debug_output_hides_secrets() {
+        let builder = Client::builder("c")
+            .secret("hunter2")
+            .secret_sha256("ab".repeat(32));
+        let debug = format!("{builder:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains("abab"),
+            "{debug}"
+        );
     }
 }

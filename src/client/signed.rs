@@ -61,7 +61,7 @@ impl JwtSettings {
         self
     }
 
-    /// The FAPI 2.0 profile (spec-checklist C-1, FAPI-07, FAPI-10): assertion `aud` only the
+    /// The FAPI 2.0 profile (Security Profile §5.3.2.1, §5.4.1): assertion `aud` only the
     /// issuer, as a string; only PS256, ES256 and EdDSA; no HMAC.
     pub const fn fapi2(mut self, on: bool) -> Self {
         self.fapi2 = on;
@@ -122,12 +122,14 @@ pub(crate) async fn authenticate_assertion(
     let client = lookup(config, &client_id)
         .await?
         .ok_or_else(|| OAuthError::invalid_client("unknown client"))?;
-    let credential = match (client.auth_method(), client.keys(), client.secret()) {
-        (AuthMethod::PrivateKeyJwt, Some(keys), _) => ClientCredential::Keys(keys),
-        (AuthMethod::ClientSecretJwt, _, Some(secret)) => {
-            ClientCredential::Secret(secret.as_bytes())
+    let secrets = client.hmac_secrets();
+    let credential = match (client.auth_method(), client.keys()) {
+        (AuthMethod::PrivateKeyJwt, Some(keys)) => ClientCredential::Keys(keys),
+        // Several secrets during a rotation: the assertion may be signed with any of them.
+        (AuthMethod::ClientSecretJwt, _) if !secrets.is_empty() => {
+            ClientCredential::Secrets(&secrets)
         }
-        (registered, ..) => {
+        (registered, _) => {
             return Err(OAuthError::invalid_client(format!(
                 "client is registered for {registered}, not a client assertion"
             )))
@@ -171,10 +173,11 @@ pub(crate) async fn pushed_params<'a>(
 ) -> Result<Pushed<'a>, OAuthError> {
     let mut pushed = match params::first(&pairs, "request") {
         Some(request) => {
-            let credential = match (client.keys(), client.secret()) {
-                (Some(keys), _) => ClientCredential::Keys(keys),
-                (None, Some(secret)) => ClientCredential::Secret(secret.as_bytes()),
-                (None, None) => {
+            let secrets = client.hmac_secrets();
+            let credential = match client.keys() {
+                Some(keys) => ClientCredential::Keys(keys),
+                None if !secrets.is_empty() => ClientCredential::Secrets(&secrets),
+                None => {
                     return Err(OAuthError::new(
                         StatusCode::BAD_REQUEST,
                         "invalid_request_object",

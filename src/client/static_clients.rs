@@ -21,8 +21,17 @@ use crate::error::ConfigError;
 ///
 /// `auth_method` is one of `client_secret_basic`, `client_secret_post`, `none`, and with the
 /// `jwt` feature `client_secret_jwt` and `private_key_jwt` (which add `jwks` and
-/// `require_signed_request_object`). Loading refuses unknown fields, duplicate ids, a lifetime
-/// outside 1–600 s and a secret-based method without a secret, naming the client.
+/// `require_signed_request_object`).
+///
+/// Secrets: `client_secret` (one string) and `client_secrets` (an array) may be used together,
+/// and every secret listed authenticates, so a secret can be rotated without downtime.
+/// `client_secret_sha256` (64 hex digits, or an array of them) registers secrets by their
+/// SHA-256 digest, so the file holds no usable secret; it serves `client_secret_basic` and
+/// `client_secret_post`, and is refused for `client_secret_jwt`, whose HMAC key is the secret
+/// itself.
+///
+/// Loading refuses unknown fields, duplicate ids, a lifetime outside 1–600 s, a secret-based
+/// method without a secret, and a malformed digest, naming the client.
 ///
 /// ```
 /// use tower_par::StaticClients;
@@ -40,6 +49,7 @@ use crate::error::ConfigError;
 #[derive(Clone, Debug, Default)]
 pub struct StaticClients {
     clients: Arc<HashMap<String, Arc<Client>>>,
+    any_requires_par: bool,
 }
 
 #[derive(Deserialize)]
@@ -54,6 +64,10 @@ struct ClientEntry {
     client_id: String,
     #[serde(default)]
     client_secret: Option<String>,
+    #[serde(default)]
+    client_secrets: Vec<String>,
+    #[serde(default)]
+    client_secret_sha256: Option<OneOrMany>,
     auth_method: AuthMethod,
     #[serde(default)]
     redirect_uris: Vec<String>,
@@ -67,6 +81,22 @@ struct ClientEntry {
     require_signed_request_object: bool,
     #[serde(default)]
     jwks: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl OneOrMany {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Self::One(one) => vec![one],
+            Self::Many(many) => many,
+        }
+    }
 }
 
 impl StaticClients {
@@ -98,8 +128,12 @@ impl StaticClients {
                 .auth_method(entry.auth_method)
                 .require_par(entry.require_par)
                 .require_signed_request_object(entry.require_signed_request_object);
-            if let Some(secret) = entry.client_secret {
+            for secret in entry.client_secret.into_iter().chain(entry.client_secrets) {
                 builder = builder.secret(secret);
+            }
+            let digests = entry.client_secret_sha256.map(OneOrMany::into_vec);
+            for digest in digests.into_iter().flatten() {
+                builder = builder.secret_sha256(digest);
             }
             for uri in entry.redirect_uris {
                 builder = builder.redirect_uri(uri);
@@ -140,6 +174,7 @@ impl StaticClients {
             }
         }
         Ok(Self {
+            any_requires_par: map.values().any(|client| client.require_par()),
             clients: Arc::new(map),
         })
     }
@@ -161,6 +196,10 @@ impl ClientRegistry for StaticClients {
         let found = self.clients.get(client_id).cloned();
         Box::pin(std::future::ready(Ok(found)))
     }
+
+    fn any_client_requires_par(&self) -> bool {
+        self.any_requires_par
+    }
 }
 
 #[cfg(test)]
@@ -180,8 +219,8 @@ mod tests {
         .unwrap();
         let web = clients.get("web-app").unwrap();
         assert_eq!(web.auth_method(), AuthMethod::ClientSecretBasic);
-        assert!(web.secret().unwrap().matches(b"web-app-secret"));
-        assert!(!web.secret().unwrap().matches(b"web-app-secreT"));
+        assert!(web.secret_matches(b"web-app-secret"));
+        assert!(!web.secret_matches(b"web-app-secreT"));
         assert_eq!(
             clients.get("short-lived").unwrap().par_lifetime(),
             Some(Duration::from_secs(2))
@@ -219,6 +258,14 @@ mod tests {
                 r#"{"client_id":"","auth_method":"none"}"#,
                 "must not be empty",
             ),
+            (
+                r#"{"client_id":"g","auth_method":"client_secret_basic","client_secret_sha256":"xyz"}"#,
+                "64 hex digits",
+            ),
+            (
+                r#"{"client_id":"h","auth_method":"none","client_secret_sha256":"xyz"}"#,
+                "must not have a client_secret",
+            ),
         ];
         for (entry, expected) in cases {
             let err = load(entry).unwrap_err().to_string();
@@ -242,6 +289,70 @@ mod tests {
     fn lifetimes_at_the_bounds_load() {
         assert!(load(r#"{"client_id":"a","auth_method":"none","par_lifetime_secs":1}"#).is_ok());
         assert!(load(r#"{"client_id":"a","auth_method":"none","par_lifetime_secs":600}"#).is_ok());
+    }
+
+    #[test]
+    fn secrets_from_every_member_authenticate() {
+        let clients = load(&format!(
+            r#"{{"client_id":"a","auth_method":"client_secret_post","client_secret":"one",
+                "client_secrets":["two","three"],"client_secret_sha256":"{DIGEST_SECRET_SHA256}"}}"#
+        ))
+        .unwrap();
+        let a = clients.get("a").unwrap();
+        for secret in ["one", "two", "three", "digest-secret"] {
+            assert!(a.secret_matches(secret.as_bytes()), "{secret}");
+        }
+        assert!(!a.secret_matches(b"four"));
+        let only_digests = load(&format!(
+            r#"{{"client_id":"b","auth_method":"client_secret_basic","client_secret_sha256":["{}","{}"]}}"#,
+            "0".repeat(64),
+            DIGEST_SECRET_SHA256
+        ))
+        .unwrap();
+        assert!(only_digests
+            .get("b")
+            .unwrap()
+            .secret_matches(b"digest-secret"));
+    }
+
+    /// `printf %s digest-secret | sha256sum`
+    const DIGEST_SECRET_SHA256: &str =
+        "8b5a996ea6720136098b2ef354a195b696c56782e99b30407fe753a3beb559e0";
+
+    #[cfg(feature = "jwt")]
+    #[test]
+    fn client_secret_jwt_with_a_digest_is_refused_at_load() {
+        let err = load(&format!(
+            r#"{{"client_id":"h","auth_method":"client_secret_jwt","client_secret":"s","client_secret_sha256":"{}"}}"#,
+            "0".repeat(64)
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("client `h`") && err.contains("needs the secret itself"),
+            "{err}"
+        );
+        assert!(load(
+            r#"{"client_id":"h","auth_method":"client_secret_jwt","client_secrets":["s1","s2"]}"#
+        )
+        .is_ok());
+    }
+
+    #[test]
+    fn the_require_par_hint_follows_the_table() {
+        assert!(!StaticClients::default().any_client_requires_par());
+        assert!(!load(r#"{"client_id":"a","auth_method":"none"}"#)
+            .unwrap()
+            .any_client_requires_par());
+        let one_requires = StaticClients::from_json_str(
+            r#"{"clients":[{"client_id":"a","auth_method":"none"},{"client_id":"b","auth_method":"none","require_par":true}]}"#,
+        )
+        .unwrap();
+        assert!(one_requires.any_client_requires_par());
+        assert!(
+            Arc::new(one_requires).any_client_requires_par(),
+            "Arc forwards the hint"
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ impl AlgPolicy {
     pub(super) fn for_credential(credential: &ClientCredential<'_>, fapi2: bool) -> Self {
         match credential {
             ClientCredential::Keys(_) => Self::Asymmetric { fapi2 },
-            ClientCredential::Secret(_) => Self::Hmac { fapi2 },
+            ClientCredential::Secrets(_) => Self::Hmac { fapi2 },
         }
     }
 
@@ -173,7 +173,7 @@ impl<'a> Jws<'a> {
         cx: Context,
     ) -> Result<Object, JwtError> {
         match credential {
-            ClientCredential::Secret(secret) => {
+            ClientCredential::Secrets(secrets) => {
                 // RFC 7518 §3.2: "A key of the same size as the hash output ... or larger MUST
                 // be used with this algorithm."
                 let min = match self.alg {
@@ -181,14 +181,25 @@ impl<'a> Jws<'a> {
                     Algorithm::HS512 => 64,
                     _ => 32,
                 };
-                if secret.len() < min {
+                let mut long_enough = secrets.iter().filter(|s| s.len() >= min).peekable();
+                if long_enough.peek().is_none() {
                     return Err(cx.error(format!(
                         "uses {:?}, which needs a client secret of at least {min} bytes \
                          (RFC 7518 section 3.2); the registered secret is shorter",
                         self.alg
                     )));
                 }
-                self.verify_key(&DecodingKey::from_secret(secret), cx)
+                // During a rotation any registered secret may have signed it.
+                let mut first_error = None;
+                for secret in long_enough {
+                    match self.verify_key(&DecodingKey::from_secret(secret), cx) {
+                        Ok(claims) => return Ok(claims),
+                        Err(err) => {
+                            first_error.get_or_insert(err);
+                        }
+                    }
+                }
+                Err(first_error.unwrap_or_else(|| cx.error("signature does not verify")))
             }
             ClientCredential::Keys(keys) => {
                 let kid = match self.header.str("kid") {

@@ -52,15 +52,16 @@ pub(crate) use self::request_object::{verify_request_object, RequestObject};
 pub(crate) enum ClientCredential<'a> {
     /// The client's registered public keys (`private_key_jwt`; request objects of such clients).
     Keys(&'a ClientKeys),
-    /// The client's shared secret (`client_secret_jwt`; HMAC-signed request objects).
-    Secret(&'a [u8]),
+    /// The client's shared secrets (`client_secret_jwt`; HMAC-signed request objects): a JWT
+    /// signed with any of them verifies, so secrets can be rotated.
+    Secrets(&'a [&'a [u8]]),
 }
 
 impl fmt::Debug for ClientCredential<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Keys(keys) => f.debug_tuple("Keys").field(keys).finish(),
-            Self::Secret(_) => f.write_str("Secret([redacted])"),
+            Self::Secrets(secrets) => write!(f, "Secrets([{} redacted])", secrets.len()),
         }
     }
 }

@@ -281,7 +281,7 @@ fn client_keys_debug_shows_no_key_material() {
     );
     let x = key.bare_jwk()["x"].as_str().unwrap().to_owned();
     assert!(!debug.contains(&x), "{debug}");
-    let secret = format!("{:?}", ClientCredential::Secret(SECRET));
+    let secret = format!("{:?}", ClientCredential::Secrets(&[SECRET]));
     assert!(!secret.contains("0123"), "{secret}");
 }
 
@@ -317,21 +317,44 @@ fn assertion_accepted_for_every_asymmetric_alg() {
 fn assertion_accepted_for_every_hmac_alg() {
     for alg in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
         let token = sign_hmac(SECRET, alg, &json!({}), &claims_with(json!({})));
-        assertion_ok(&token, ClientCredential::Secret(SECRET), &policy());
+        assertion_ok(&token, ClientCredential::Secrets(&[SECRET]), &policy());
     }
     let token = client_assertion_hs256(SECRET, CLIENT, PAR, now());
-    assertion_ok(&token, ClientCredential::Secret(SECRET), &policy());
+    assertion_ok(&token, ClientCredential::Secrets(&[SECRET]), &policy());
+}
+
+#[test]
+fn assertion_signed_with_any_of_several_secrets_is_accepted() {
+    // Secret rotation: the old and the new secret are both registered.
+    let old: &[u8] = b"old-secret-old-secret-old-secret-old-secret!";
+    let unknown: &[u8] = b"unknown-secret-unknown-secret-unknown-secret";
+    let short: &[u8] = b"too-short";
+    for signer in [old, SECRET] {
+        let token = client_assertion_hs256(signer, CLIENT, ISSUER, now());
+        assertion_ok(
+            &token,
+            ClientCredential::Secrets(&[short, old, SECRET]),
+            &policy(),
+        );
+    }
+    let token = client_assertion_hs256(unknown, CLIENT, ISSUER, now());
+    assertion_err(
+        &token,
+        ClientCredential::Secrets(&[old, SECRET]),
+        &policy(),
+        "signature does not verify",
+    );
 }
 
 #[test]
 fn assertion_with_short_secret_refused() {
     let short = b"0123456789abcdef0123456789abcdef"; // 32 bytes: HS256 only
     let token = sign_hmac(short, Algorithm::HS256, &json!({}), &claims_with(json!({})));
-    assertion_ok(&token, ClientCredential::Secret(short), &policy());
+    assertion_ok(&token, ClientCredential::Secrets(&[short]), &policy());
     let token = sign_hmac(short, Algorithm::HS512, &json!({}), &claims_with(json!({})));
     assertion_err(
         &token,
-        ClientCredential::Secret(short),
+        ClientCredential::Secrets(&[short]),
         &policy(),
         "at least 64 bytes",
     );
@@ -362,7 +385,7 @@ fn assertion_with_invalid_signature_refused() {
     );
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "signature does not verify",
     );
@@ -472,14 +495,14 @@ fn assertion_alg_none_refused() {
     assertion_err(&token, ClientCredential::Keys(&keys), &policy(), "alg none");
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "alg none",
     );
     let token = unsigned(&json!({"alg": "None"}), &claims_with(json!({})));
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "alg none",
     );
@@ -505,14 +528,14 @@ fn assertion_asymmetric_with_secret_refused() {
     let token = client_assertion(&rsa, CLIENT, ISSUER, now());
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "shared secret",
     );
     let token = client_assertion(&TestKey::es256("e"), CLIENT, ISSUER, now());
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "allowed: HS256",
     );
@@ -549,7 +572,7 @@ fn assertion_fapi2_algs_only() {
     let token = client_assertion_hs256(SECRET, CLIENT, ISSUER, now());
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &fapi2(),
         "FAPI 2.0",
     );
@@ -791,17 +814,17 @@ fn assertion_duplicate_member_names_refused() {
     let token = sign_text(r#"{"alg":"HS256"}"#, &claims);
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "unique member names",
     );
     let unique = claims.replacen(&format!(r#","iss":"{CLIENT}"}}"#), "}", 1);
     let token = sign_text(r#"{"alg":"HS256"}"#, &unique);
-    assertion_ok(&token, ClientCredential::Secret(SECRET), &policy());
+    assertion_ok(&token, ClientCredential::Secrets(&[SECRET]), &policy());
     let token = sign_text(r#"{"alg":"HS256","alg":"HS256"}"#, &unique);
     assertion_err(
         &token,
-        ClientCredential::Secret(SECRET),
+        ClientCredential::Secrets(&[SECRET]),
         &policy(),
         "unique member names",
     );
@@ -871,7 +894,7 @@ fn request_object_params_in_claim_order() {
         at(0)
     );
     let token = sign_text(r#"{"alg":"HS256"}"#, &payload);
-    let object = ro_ok(&token, ClientCredential::Secret(SECRET));
+    let object = ro_ok(&token, ClientCredential::Secrets(&[SECRET]));
     let params: Vec<(&str, &str)> = object
         .params
         .iter()
@@ -901,7 +924,7 @@ fn request_object_signed_with_keys_or_secret() {
     let object = ro_ok(&token, ClientCredential::Keys(&keys));
     assert!(object.params.contains(&("scope".into(), "openid".into())));
     let token = sign_hmac(SECRET, Algorithm::HS256, &json!({}), &ro_claims(json!({})));
-    ro_ok(&token, ClientCredential::Secret(SECRET));
+    ro_ok(&token, ClientCredential::Secrets(&[SECRET]));
     // Wrong credential kinds.
     ro_err(&token, ClientCredential::Keys(&keys), "HMAC");
     let token = request_object(
@@ -911,7 +934,11 @@ fn request_object_signed_with_keys_or_secret() {
         &[],
         now(),
     );
-    ro_err(&token, ClientCredential::Secret(SECRET), "shared secret");
+    ro_err(
+        &token,
+        ClientCredential::Secrets(&[SECRET]),
+        "shared secret",
+    );
 }
 
 #[test]
@@ -1096,7 +1123,7 @@ fn request_object_fapi2_profile() {
         verify_request_object_with_profile(
             &token,
             CLIENT,
-            ClientCredential::Secret(SECRET),
+            ClientCredential::Secrets(&[SECRET]),
             ISSUER,
             true,
             now(),

@@ -17,7 +17,7 @@
 //! with server-side expiry such as Redis `PXAT` work too); nothing sleeps. Keys carry a random
 //! per-check nonce, so a backend that cannot be emptied between runs still passes. The race
 //! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism. Every
-//! check panics with a message naming the broken rule (spec-checklist IDs in brackets).
+//! check panics with a message naming the broken rule.
 
 use std::{
     future::Future,
@@ -153,7 +153,8 @@ async fn remember<S: ParStore>(
         .unwrap_or_else(|e| panic!("remember must not fail: {e:?}"))
 }
 
-/// Put then take returns the same record; a second take returns `None` (URI-03).
+/// Put then take returns the same record; a second take returns `None` (one-time use,
+/// RFC 9126 §7.3).
 pub async fn check_put_then_take<S: ParStore>(store: S) {
     let fx = Fixture::new();
     let key = fx.key("once");
@@ -208,7 +209,7 @@ pub async fn check_put_existing_key<S: ParStore>(store: S) {
 }
 
 /// A record is alive at `expires_at - 1 ms` and dead at exactly `expires_at`, for `take` and
-/// for a first `open` (URI-02).
+/// for a first `open` (RFC 9126 §4: an expired `request_uri` is invalid).
 pub async fn check_expiry_at_exact_deadline<S: ParStore>(store: S) {
     let fx = Fixture::new();
     let deadline = fx.deadline();
@@ -307,7 +308,7 @@ where
     results
 }
 
-/// 1,000 concurrent takes of one key: exactly one gets the record (URI-03).
+/// 1,000 concurrent takes of one key: exactly one gets the record (one-time use).
 pub async fn check_parallel_takes<S: ParStore>(store: Arc<S>) {
     let fx = Fixture::new();
     let key = fx.key("contended");
@@ -328,7 +329,7 @@ pub async fn check_parallel_takes<S: ParStore>(store: Arc<S>) {
 }
 
 /// Consumption at completion: two opens within the window return the record, `complete` wins
-/// once, and afterwards neither `open` nor `complete` succeeds (URI-04).
+/// once, and afterwards neither `open` nor `complete` succeeds (FAPI 2.0 §5.3.2.2 note 3).
 pub async fn check_open_then_complete<S: ParStore>(store: S) {
     let fx = Fixture::new();
     let key = fx.key("completion");
@@ -382,7 +383,7 @@ pub async fn check_open_after_expiry<S: ParStore>(store: S) {
 }
 
 /// The window runs from the first open: opens succeed until `opened_at + window - 1 ms`, even
-/// past the record's `expires_at`, and fail from `opened_at + window` on (URI-04).
+/// past the record's `expires_at`, and fail from `opened_at + window` on.
 pub async fn check_reopen_after_window<S: ParStore>(store: S) {
     let fx = Fixture::new();
     let early = fx.key("opened-early");
@@ -450,7 +451,7 @@ pub async fn check_complete_without_open<S: ParStore>(store: S) {
     );
 }
 
-/// 200 concurrent completes of one opened record: exactly one succeeds (URI-03, URI-04).
+/// 200 concurrent completes of one opened record: exactly one succeeds.
 pub async fn check_parallel_completes<S: ParStore>(store: Arc<S>) {
     let fx = Fixture::new();
     let key = fx.key("contended-completion");
@@ -519,7 +520,8 @@ pub async fn check_parallel_remember<S: ParStore>(store: Arc<S>) {
 }
 
 /// Records under different keys do not affect each other; in particular the same handle under
-/// another client's key is a different record (URI-01).
+/// another client's key is a different record (RFC 9126 §2.2: a `request_uri` is bound to its
+/// client).
 pub async fn check_keys_are_independent<S: ParStore>(store: S) {
     let fx = Fixture::new();
     let one = fx.key("one");

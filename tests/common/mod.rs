@@ -21,6 +21,7 @@ use hyper_util::{
     rt::{TokioExecutor, TokioIo},
 };
 use serde_json::{json, Value};
+use std::future::IntoFuture as _;
 use tokio::{
     io::{AsyncReadExt as _, AsyncWriteExt as _},
     net::{TcpListener, TcpStream},
@@ -168,7 +169,22 @@ impl Drop for TestServer {
 }
 
 pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
-    let service = layer.layer(inner_app(mode));
+    serve_service(layer.layer(inner_app(mode))).await
+}
+
+/// Serves any service (an axum `Router` with the layer inside, a tower-http stack) with hyper.
+pub async fn serve_service<S, B>(service: S) -> TestServer
+where
+    S: tower::Service<http::Request<hyper::body::Incoming>, Response = http::Response<B>>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -185,13 +201,39 @@ pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
             });
         }
     });
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    TestServer {
-        addr,
-        base: format!("http://{addr}"),
-        client,
-        task,
-    }
+    TestServer::running(addr, task)
+}
+
+/// Serves an axum `Router` with `axum::serve`, the way an application does.
+pub async fn serve_axum(app: Router) -> TestServer {
+    serving(|listener| axum::serve(listener, app).into_future()).await
+}
+
+/// Runs `server` on a fresh listener on 127.0.0.1 (e.g. `axum::serve` with any make-service).
+pub async fn serving<F, Fut>(server: F) -> TestServer
+where
+    F: FnOnce(TcpListener) -> Fut,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = server(listener);
+    let task = tokio::spawn(async move {
+        server.await.unwrap();
+    });
+    TestServer::running(addr, task)
+}
+
+/// A `private_key_jwt` client with `key`'s public key and the code grant to [`WEB_CB`].
+#[cfg(feature = "jwt")]
+pub fn private_key_jwt_client(client_id: &str, key: &jwt::TestKey) -> tower_par::Client {
+    tower_par::Client::builder(client_id)
+        .auth_method(tower_par::AuthMethod::PrivateKeyJwt)
+        .jwks(key.jwks())
+        .redirect_uri(WEB_CB)
+        .grant_type("authorization_code")
+        .build()
+        .expect("a valid private_key_jwt client")
 }
 
 /// A response, read whole.
@@ -250,6 +292,16 @@ impl Reply {
 }
 
 impl TestServer {
+    /// A server already accepting on `addr`; `task` is aborted on drop.
+    pub fn running(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            task,
+        }
+    }
+
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
         let response = self.client.request(request).await.expect("request failed");
         let (parts, body) = response.into_parts();
@@ -374,3 +426,45 @@ pub fn pushed_params(echo: &Value) -> Vec<(String, String)> {
 }
 
 pub type Shared<T> = Arc<T>;
+
+/// Captures the log lines of the current thread — and so of the servers a test on the
+/// single-threaded test runtime starts — while it lives.
+pub struct Logs {
+    captured: CapturedLogs,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    pub fn capture() -> Self {
+        let captured = CapturedLogs::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        Self {
+            captured,
+            _guard: tracing::subscriber::set_default(subscriber),
+        }
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.captured.0.lock().unwrap().clone()).unwrap()
+    }
+}
