@@ -4,6 +4,7 @@
 
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub mod raw_http;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -168,7 +169,12 @@ impl Drop for TestServer {
 }
 
 pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
-    let service = layer.layer(inner_app(mode));
+    serve_app(layer, inner_app(mode)).await
+}
+
+/// The layer in front of `app`, served by hyper over TCP.
+pub async fn serve_app(layer: ParLayer, app: Router) -> TestServer {
+    let service = layer.layer(app);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
