@@ -300,8 +300,16 @@ pub(crate) fn validate(
 ) -> Result<(), OAuthError> {
     let response_type = params::first(pairs, "response_type")
         .ok_or_else(|| OAuthError::invalid_request("response_type is required"))?;
+    // RFC 6749 §3.1.1: a list of values separated by one space. A blank value, or one with an
+    // empty member, names no response type: refused, never read as "nothing asked for", which
+    // would skip the checks that hang on `code` (PKCE).
+    if response_type.split(' ').any(str::is_empty) {
+        return Err(OAuthError::invalid_request(
+            "response_type must be response types separated by single spaces",
+        ));
+    }
     let (mut wants_code, mut wants_implicit) = (false, false);
-    for part in response_type.split(' ').filter(|p| !p.is_empty()) {
+    for part in response_type.split(' ') {
         match part {
             "code" => wants_code = true,
             "token" | "id_token" => wants_implicit = true,

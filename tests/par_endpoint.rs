@@ -501,6 +501,47 @@ async fn response_type_is_required_and_must_be_known() {
 }
 
 #[tokio::test]
+async fn a_blank_response_type_or_one_with_empty_members_is_invalid_request() {
+    // Issue 16.4, RFC 6749 §3.1.1: the public client without PKCE got a 201 for these.
+    let server = server().await;
+    for response_type in [
+        "%20",
+        "+",
+        "%20%20",
+        "code%20%20id_token",
+        "code+",
+        "%20code",
+        "code++token",
+    ] {
+        let reply = server
+            .push(
+                None,
+                &format!(
+                    "client_id=spa&response_type={response_type}&redirect_uri={}&state=x",
+                    enc(SPA_CB)
+                ),
+            )
+            .await;
+        reply.assert_error(400, "invalid_request");
+    }
+    // Single spaces between known types are fine (PKCE then applies to `code`).
+    let reply = server
+        .push(
+            None,
+            &format!(
+                "client_id=spa&response_type=code&redirect_uri={}&state=x",
+                enc(SPA_CB)
+            ),
+        )
+        .await;
+    reply.assert_error(400, "invalid_request");
+    assert!(reply.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("code_challenge"));
+}
+
+#[tokio::test]
 async fn clients_without_a_user_grant_cannot_push() {
     // P1-06: client_credentials only -> unauthorized_client
     let server = server().await;
