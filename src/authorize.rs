@@ -470,28 +470,20 @@ fn set_path_and_query(uri: &mut Uri, query: Option<&str>) -> bool {
 }
 
 /// Whether the inner service answered with the authorization response: a redirect to the pushed
-/// `redirect_uri` carrying `code`, `error`, `access_token` or `id_token` in the query or fragment.
+/// `redirect_uri`, followed by its end, `?`, `&` or `#`, whatever it carries. A response the
+/// layer does not know (`response_type=none`, which carries only `state`; JARM's `response`;
+/// an implicit response with `state` alone) completes like a code: only a redirect elsewhere
+/// (a login or consent page of the host) leaves the handle open.
 fn is_authorization_response<B>(response: &Response<B>, redirect_uri: &str) -> bool {
     if !response.status().is_redirection() {
         return false;
     }
-    let Some(location) = response
+    response
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(rest) = location.strip_prefix(redirect_uri) else {
-        return false;
-    };
-    if !(rest.is_empty() || rest.starts_with(['?', '&', '#'])) {
-        return false;
-    }
-    rest.split(['?', '&', '#']).any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        matches!(name, "code" | "error" | "access_token" | "id_token")
-    })
+        .and_then(|location| location.strip_prefix(redirect_uri))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['?', '&', '#']))
 }
 
 #[cfg(test)]
@@ -525,13 +517,25 @@ mod tests {
             &redirect("https://c.example/cb?x=1&code=y"),
             "https://c.example/cb?x=1"
         ));
+        // Responses whatever they carry: `none` and state-only, JARM, nothing at all.
+        for location in [
+            "https://c.example/cb?state=s",
+            "https://c.example/cb#state=s&iss=x",
+            "https://c.example/cb?response=eyJhbGciOiJFUzI1NiJ9.e30.sig",
+            "https://c.example/cb",
+        ] {
+            assert!(
+                is_authorization_response(&redirect(location), cb),
+                "{location}"
+            );
+        }
         // A login round-trip is not the authorization response.
         assert!(!is_authorization_response(
             &redirect("/login?return=%2Fas%2Fauthorize"),
             cb
         ));
         assert!(!is_authorization_response(
-            &redirect("https://c.example/cb?state=s"),
+            &redirect("https://c.example/cbx?code=x"),
             cb
         ));
         assert!(!is_authorization_response(

@@ -65,9 +65,10 @@ pub enum Consumption {
     Strict,
     /// The first hit must come within `expires_in`; from then on the same client may load the same
     /// `request_uri` again for `window`. The handle is consumed atomically when the inner service
-    /// answers with the authorization response (a redirect to the pushed `redirect_uri` carrying
-    /// `code`, `error`, `access_token` or `id_token`), or when the inner service calls
-    /// [`Completion::complete`](crate::Completion::complete).
+    /// answers with the authorization response (any redirect to the pushed `redirect_uri`,
+    /// whatever it carries), or when the inner service calls
+    /// [`Completion::complete`](crate::Completion::complete) (`form_post` and other answers that
+    /// are not a redirect must).
     AtCompletion {
         /// How long the handle stays loadable after its first use.
         window: Duration,

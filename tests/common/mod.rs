@@ -116,6 +116,14 @@ async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response
             );
             (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
         }
+        InnerMode::RedirectWith(suffix) => {
+            let Some(pushed) = pushed else {
+                return Json(echo).into_response();
+            };
+            let redirect_uri = pushed.get("redirect_uri").unwrap_or(WEB_CB).to_owned();
+            let location = format!("{redirect_uri}{suffix}");
+            (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
+        }
         InnerMode::ExplicitCompletion => {
             let won = match completion {
                 Some(c) => c.complete().await.unwrap_or(false),
@@ -145,6 +153,9 @@ pub enum InnerMode {
     Deny,
     /// Calls `Completion::complete` and reports the outcome.
     ExplicitCompletion,
+    /// 303 to the pushed redirect_uri followed by this suffix as it is (`?response=…`,
+    /// `#state=…`): authorization responses of kinds the layer does not parse.
+    RedirectWith(&'static str),
 }
 
 pub fn inner_app(mode: InnerMode) -> Router {
