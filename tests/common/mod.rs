@@ -211,6 +211,28 @@ pub async fn serve_app(layer: ParLayer, app: Router) -> TestServer {
     }
 }
 
+/// Like [`serve`], but through `tower_par::server::serve`, the serving loop of `par_server`
+/// (header-read timeout, lingering close), with `config`.
+pub async fn serve_with_server_loop(
+    layer: ParLayer,
+    mode: InnerMode,
+    config: tower_par::server::ServeConfig,
+) -> TestServer {
+    let service = layer.layer(inner_app(mode));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = tower_par::server::serve(listener, service, config, std::future::pending()).await;
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    TestServer {
+        addr,
+        base: format!("http://{addr}"),
+        client,
+        task,
+    }
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
