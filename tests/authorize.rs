@@ -380,12 +380,8 @@ async fn a_post_query_is_part_of_the_request_for_require_par() {
         (&global, "client_id=spa&response_type=code&state=x"),
         (&per_client, "client_id=par-required&response_type=code"),
     ] {
-        let request = http::Request::post(server.url(&format!("/as/authorize?{query}")))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::default())
-            .unwrap();
         server
-            .send(request)
+            .post_form(&format!("/as/authorize?{query}"), "")
             .await
             .assert_error(400, "invalid_request");
     }
@@ -397,16 +393,11 @@ async fn a_request_uri_in_the_query_of_a_post_is_swapped_and_used_up() {
     // never reaches the inner service.
     let server = server().await;
     let uri = server.push_web("").await.request_uri();
-    let post = || {
-        http::Request::post(server.url(&format!(
-            "/as/authorize?client_id=web-app&request_uri={}&response_type=token",
-            enc(&uri)
-        )))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::default())
-        .unwrap()
-    };
-    let echo = server.send(post()).await.json();
+    let path = format!(
+        "/as/authorize?client_id=web-app&request_uri={}&response_type=token",
+        enc(&uri)
+    );
+    let echo = server.post_form(&path, "").await.json();
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["query"], serde_json::Value::Null);
     assert_eq!(
@@ -414,7 +405,7 @@ async fn a_request_uri_in_the_query_of_a_post_is_swapped_and_used_up() {
         "client_id=web-app&response_type=code&redirect_uri=https%3A%2F%2Fclient.example.org%2Fcb&state=xyz"
     );
     server
-        .send(post())
+        .post_form(&path, "")
         .await
         .assert_error(400, "invalid_request_uri");
 }
@@ -441,14 +432,8 @@ async fn an_axum_form_handler_reads_a_redemption_by_get_and_by_post() {
     let reply = server.redeem("web-app", &uri).await;
     assert_eq!(String::from_utf8_lossy(&reply.body), pushed);
     let uri = server.push_web("").await.request_uri();
-    let request = http::Request::post(server.url("/as/authorize"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(Full::new(Bytes::from(format!(
-            "client_id=web-app&request_uri={}",
-            enc(&uri)
-        ))))
-        .unwrap();
-    let reply = server.send(request).await;
+    let form = format!("client_id=web-app&request_uri={}", enc(&uri));
+    let reply = server.post_form("/as/authorize", &form).await;
     assert_eq!(String::from_utf8_lossy(&reply.body), pushed);
 }
 

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use common::{raw_http::*, *};
@@ -24,25 +24,14 @@ async fn server(builder: ParLayerBuilder) -> TestServer {
 }
 
 /// Sends `head`, then the body one byte every 200 ms, until an answer arrives; returns it and
-/// how long after the head it came.
+/// how long after the head it came, once the server has closed the connection.
 async fn trickle(server: &TestServer, head: &[u8], body: &[u8]) -> (RawResponse, Duration) {
     let mut connection = RawConnection::connect(server.addr).await;
     connection.send(head).await.unwrap();
-    let started = Instant::now();
-    for byte in body {
-        if connection.send(std::slice::from_ref(byte)).await.is_err() {
-            break;
-        }
-        if let Some(reply) = connection.response(Duration::from_millis(200)).await {
-            let elapsed = started.elapsed();
-            assert!(connection.closed_by_server(Duration::from_secs(5)).await);
-            return (reply, elapsed);
-        }
-    }
-    panic!(
-        "no answer while the body trickled for {:?}",
-        started.elapsed()
-    );
+    let answer = connection.trickle(body).await;
+    let (reply, elapsed) = answer.expect("an answer while the body trickled");
+    assert!(connection.closed_by_server(Duration::from_secs(5)).await);
+    (reply, elapsed)
 }
 
 #[track_caller]

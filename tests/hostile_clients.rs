@@ -8,10 +8,9 @@
 //! Uses the `par_server` example binary that `cargo test` builds (see `common/par_server.rs`)
 //! and `curl` (installed by scripts/test when missing).
 
+mod common;
 #[path = "common/par_server.rs"]
 mod par_server;
-#[path = "common/raw_http.rs"]
-mod raw_http;
 #[cfg(feature = "redis")]
 #[path = "common/redis_server.rs"]
 mod redis_server;
@@ -24,70 +23,19 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full};
+use common::{
+    enc,
+    raw_http::{head, RawConnection},
+    send_with_new_client as send, Reply, WEB_CB,
+};
+use http_body_util::Full;
 use hyper::body::Frame;
-use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use par_server::{par_server_binary, Node};
-use raw_http::{head, RawConnection};
-use serde_json::Value;
 
-const WEB_CB: &str = "https://client.example.org/cb";
 const FORM_TYPE: &str = "application/x-www-form-urlencoded";
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
 
 fn addr(node: &Node) -> SocketAddr {
     node.base.trim_start_matches("http://").parse().unwrap()
-}
-
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{} not JSON ({e}): {:?}", self.status, self.body))
-    }
-
-    fn location(&self) -> Option<&str> {
-        self.headers.get("location").and_then(|v| v.to_str().ok())
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, error: &str) {
-        assert_eq!(
-            (self.status, self.json()["error"].as_str()),
-            (status, Some(error)),
-            "{:?}",
-            self.body
-        );
-        assert_eq!(self.headers["cache-control"], "no-store");
-        assert!(self.location().is_none(), "an error must never redirect");
-    }
-}
-
-async fn send<B>(request: http::Request<B>) -> Reply
-where
-    B: hyper::body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.expect("request failed");
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.expect("body").to_bytes(),
-    }
 }
 
 fn basic(credentials: &str) -> String {
@@ -110,11 +58,6 @@ async fn push_web(base: &str, extra: &str) -> Reply {
     .await
 }
 
-fn request_uri(reply: &Reply) -> String {
-    assert_eq!(reply.status, 201, "{:?}", reply.body);
-    reply.json()["request_uri"].as_str().unwrap().to_owned()
-}
-
 async fn get(url: String) -> Reply {
     send(
         http::Request::get(url)
@@ -133,7 +76,7 @@ fn oversize_form(len: usize) -> Vec<u8> {
 #[track_caller]
 fn assert_too_large(status: u16, body: &[u8]) {
     assert_eq!(status, 413, "{}", String::from_utf8_lossy(body));
-    let json: Value = serde_json::from_slice(body).expect("a JSON error body");
+    let json: serde_json::Value = serde_json::from_slice(body).expect("a JSON error body");
     assert_eq!(json["error"], "invalid_request");
     assert!(json["error_description"]
         .as_str()
@@ -245,7 +188,7 @@ async fn a_hyper_client_sees_the_413_for_declared_and_chunked_bodies() {
             "{size}: Connection: close past the drain"
         );
     }
-    request_uri(&push_web(&node.base, "").await);
+    push_web(&node.base, "").await.request_uri();
 }
 
 /// A body of 64 KiB chunks without a declared length: hyper sends it chunked.
@@ -307,7 +250,7 @@ async fn head_cannot_bypass_the_swap_nor_burn_the_handle() {
     // The issue: a live handle plus `response_type=token&state=attacker` in the query of a HEAD
     // answered `303 #access_token=…&state=attacker` for a client without the implicit grant.
     let node = Node::start(&par_server_binary(), &[]);
-    let uri = request_uri(&push_web(&node.base, "").await);
+    let uri = push_web(&node.base, "").await.request_uri();
     let url = format!(
         "{}/as/authorize?client_id=web-app&request_uri={}&response_type=token&state=attacker",
         node.base,
@@ -326,7 +269,7 @@ async fn head_cannot_bypass_the_swap_nor_burn_the_handle() {
     ))
     .await;
     assert_eq!(reply.status, 303);
-    let location = reply.location().unwrap();
+    let location = reply.header("location").unwrap();
     assert!(
         location.starts_with(&format!("{WEB_CB}?code=")),
         "{location}"
@@ -368,14 +311,14 @@ async fn a_request_uri_in_a_post_query_is_swapped_once_and_injected_values_are_d
     // The issue: `POST …?client_id=web-app&request_uri=…&response_type=token` with an empty body
     // reached the handler with the injected values, and the handle stayed unused.
     let node = Node::start(&par_server_binary(), &[]);
-    let uri = request_uri(&push_web(&node.base, "").await);
+    let uri = push_web(&node.base, "").await.request_uri();
     let query = format!(
         "client_id=web-app&request_uri={}&response_type=token&state=attacker",
         enc(&uri)
     );
     let reply = post_authorize(&node.base, &query, "").await;
     assert_eq!(reply.status, 303, "{:?}", reply.body);
-    let location = reply.location().unwrap();
+    let location = reply.header("location").unwrap();
     assert!(
         location.starts_with(&format!("{WEB_CB}?code=")),
         "{location}"
@@ -409,7 +352,7 @@ async fn a_state_only_implicit_response_completes_once() {
             .unwrap(),
     )
     .await;
-    let uri = request_uri(&pushed);
+    let uri = pushed.request_uri();
     let redeem = || {
         send(
             http::Request::get(format!(
@@ -424,7 +367,7 @@ async fn a_state_only_implicit_response_completes_once() {
     };
     let first = redeem().await;
     assert_eq!(first.status, 303);
-    let location = first.location().unwrap();
+    let location = first.header("location").unwrap();
     assert!(
         location.starts_with("https://implicit.example.org/cb#state=s2&iss="),
         "{location}"
@@ -461,7 +404,7 @@ async fn a_client_trickling_its_request_head_is_cut_off() {
         "cut off after {cut_off:?}"
     );
     // Others are served.
-    request_uri(&push_web(&node.base, "").await);
+    push_web(&node.base, "").await.request_uri();
 }
 
 #[tokio::test]
@@ -482,19 +425,10 @@ async fn a_client_trickling_its_body_gets_408() {
         ))
         .await
         .unwrap();
-    let started = Instant::now();
-    let mut reply = None;
-    for byte in body.as_bytes() {
-        if connection.send(std::slice::from_ref(byte)).await.is_err() {
-            break;
-        }
-        reply = connection.response(Duration::from_millis(200)).await;
-        if reply.is_some() {
-            break;
-        }
-    }
-    let reply = reply.expect("a 408 while the body trickled");
-    let elapsed = started.elapsed();
+    let (reply, elapsed) = connection
+        .trickle(body.as_bytes())
+        .await
+        .expect("a 408 while the body trickled");
     reply.assert_error(408, "invalid_request");
     assert!(reply.closes());
     assert!(

@@ -202,13 +202,7 @@ pub async fn serve_app(layer: ParLayer, app: Router) -> TestServer {
             });
         }
     });
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    TestServer {
-        addr,
-        base: format!("http://{addr}"),
-        client,
-        task,
-    }
+    TestServer::new(addr, task)
 }
 
 /// Like [`serve`], but through `tower_par::server::serve`, the serving loop of `par_server`
@@ -224,13 +218,7 @@ pub async fn serve_with_server_loop(
     let task = tokio::spawn(async move {
         let _ = tower_par::server::serve(listener, service, config, std::future::pending()).await;
     });
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    TestServer {
-        addr,
-        base: format!("http://{addr}"),
-        client,
-        task,
-    }
+    TestServer::new(addr, task)
 }
 
 /// A response, read whole.
@@ -288,16 +276,53 @@ impl Reply {
     }
 }
 
-impl TestServer {
-    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
-        let response = self.client.request(request).await.expect("request failed");
+/// Sends `request` with a fresh hyper client (any body type: chunked ones too) and reads the
+/// answer whole.
+pub async fn send_with_new_client<B>(request: http::Request<B>) -> Reply
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    Reply::read(client.request(request).await.expect("request failed")).await
+}
+
+impl Reply {
+    async fn read(response: http::Response<hyper::body::Incoming>) -> Self {
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
-        Reply {
+        Self {
             status: parts.status.as_u16(),
             headers: parts.headers,
             body,
         }
+    }
+}
+
+impl TestServer {
+    fn new(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
+        Self {
+            addr,
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            task,
+        }
+    }
+
+    pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
+        Reply::read(self.client.request(request).await.expect("request failed")).await
+    }
+
+    /// POST a form to `path_and_query`.
+    pub async fn post_form(&self, path_and_query: &str, form: &str) -> Reply {
+        self.send(
+            http::Request::post(self.url(path_and_query))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(form.to_owned())))
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn url(&self, path_and_query: &str) -> String {

@@ -93,6 +93,21 @@ impl RawConnection {
         }
     }
 
+    /// Sends `bytes` one at a time, 200 ms apart, until a response arrives: the response and
+    /// how long the trickle had gone on. `None` if all was sent (or the server closed) first.
+    pub async fn trickle(&mut self, bytes: &[u8]) -> Option<(RawResponse, Duration)> {
+        let started = Instant::now();
+        for byte in bytes {
+            if self.send(std::slice::from_ref(byte)).await.is_err() {
+                break;
+            }
+            if let Some(reply) = self.response(Duration::from_millis(200)).await {
+                return Some((reply, started.elapsed()));
+            }
+        }
+        None
+    }
+
     /// Reads (and discards) until the server closes its side; false if it has not within
     /// `within`.
     pub async fn closed_by_server(&mut self, within: Duration) -> bool {
