@@ -215,10 +215,11 @@ enum Read {
 }
 
 /// The chunks of a body: one chunk (the common case, a form that arrived with its head) is kept
-/// as it is, more are joined once at the end.
+/// as it is, without an allocation; more are joined once at the end.
 #[derive(Default)]
 struct Collected {
-    chunks: Vec<Bytes>,
+    first: Bytes,
+    more: Vec<Bytes>,
     len: u64,
 }
 
@@ -229,24 +230,24 @@ impl Collected {
         if self.len > cap {
             return false;
         }
-        if !data.is_empty() {
-            self.chunks.push(data);
+        if self.first.is_empty() {
+            self.first = data;
+        } else if !data.is_empty() {
+            self.more.push(data);
         }
         true
     }
 
-    fn into_bytes(mut self) -> Bytes {
-        match self.chunks.len() {
-            0 => Bytes::new(),
-            1 => self.chunks.pop().unwrap_or_default(),
-            _ => {
-                let mut joined = BytesMut::with_capacity(usize::try_from(self.len).unwrap_or(0));
-                for chunk in &self.chunks {
-                    joined.extend_from_slice(chunk);
-                }
-                joined.freeze()
-            }
+    fn into_bytes(self) -> Bytes {
+        if self.more.is_empty() {
+            return self.first;
         }
+        let mut joined = BytesMut::with_capacity(usize::try_from(self.len).unwrap_or(0));
+        joined.extend_from_slice(&self.first);
+        for chunk in &self.more {
+            joined.extend_from_slice(chunk);
+        }
+        joined.freeze()
     }
 }
 
