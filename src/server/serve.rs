@@ -29,7 +29,9 @@ use crate::BoxError;
 /// use std::time::Duration;
 /// use tower_par::server::ServeConfig;
 ///
-/// let config = ServeConfig::default().header_read_timeout(Duration::from_secs(5));
+/// let config = ServeConfig::default()
+///     .header_read_timeout(Duration::from_secs(5))
+///     .lingering_close(Duration::from_secs(2));
 /// assert_eq!(config.get_header_read_timeout(), Duration::from_secs(5));
 /// ```
 #[derive(Clone, Debug)]
