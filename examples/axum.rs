@@ -7,11 +7,13 @@
 //! curl -s "http://127.0.0.1:3000/as/authorize?client_id=web-app&request_uri=<request_uri>"
 //! ```
 
-use axum::{extract::Query, routing::get, Router};
+use axum::{extract::Form, routing::get, Router};
 use std::collections::HashMap;
 use tower_par::{ParLayer, StaticClients};
 
-async fn authorize(Query(p): Query<HashMap<String, String>>) -> String {
+// `Form` reads the query of a GET and the form body of a POST: after a redemption the layer puts
+// the pushed parameters in the one the method uses.
+async fn authorize(Form(p): Form<HashMap<String, String>>) -> String {
     format!(
         "authorize {:?} for {:?}",
         p.get("response_type"),

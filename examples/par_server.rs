@@ -9,9 +9,10 @@
 //! clients), `--issuer URL` (default `http://<listen address>`), `--inner redirect|echo|login`
 //! (default redirect), `--lifetime SECS` (default 60), `--capacity N` (default 1000000),
 //! `--store memory|redis://HOST:PORT/` (default memory), `--consume strict|completion`
-//! (default strict), `--require-par` (every client must push). The flags it shares with
-//! `par-proxy`, the store they name and the serving loop (header-read timeout, graceful
-//! shutdown) are library code: `tower_par::server`.
+//! (default strict), `--require-par` (every client must push), `--body-timeout SECS` (default 10),
+//! `--header-read-timeout SECS` (default 10). The flags it shares with `par-proxy`, the store
+//! they name and the serving loop (header-read timeout, lingering close, graceful shutdown) are
+//! library code: `tower_par::server`.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -27,7 +28,7 @@ use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::{Layer as _, ServiceExt};
 use tower_par::{
-    server::{self, CommonFlags, FlagError, ServeConfig},
+    server::{self, CommonFlags, FlagError},
     PushedAuthorizationRequest, StaticClients,
 };
 
@@ -128,6 +129,9 @@ async fn run(options: Options) -> ExitCode {
 
 async fn start(options: Options) -> Result<ExitCode, FlagError> {
     let common = &options.common;
+    for warning in common.warnings() {
+        eprintln!("par_server: warning: {warning}");
+    }
     let clients = common.load_clients(DEMO_CLIENTS)?;
     // Bound first, so that the default issuer names the real port (`--listen 127.0.0.1:0`).
     let (listener, issuer) = common.bind().await?;
@@ -172,7 +176,7 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
         match server::serve(
             listener,
             service,
-            ServeConfig::default(),
+            common.serve_config(),
             server::shutdown_signal(),
         )
         .await

@@ -24,6 +24,7 @@ use crate::{
     layer::{Config, Consumption},
     params::{self, PushedAuthorizationRequest},
     push::{self, REQUEST_URI_PREFIX},
+    read_request,
     store::{Record, StoreError, StoreKey},
     BoxError,
 };
@@ -121,21 +122,31 @@ impl fmt::Debug for Completion {
     }
 }
 
-/// Where the parameters of an authorization request came from.
-enum Source<B> {
-    /// A GET: the query; the body is passed on untouched.
-    Query(B),
-    /// A POST: the form body, already read.
-    Form(Bytes),
-}
-
 type AuthorizeResult<ResBody, E> = Result<Response<ResponseBody<ResBody>>, E>;
 
 fn own<ResBody>(response: Response<Bytes>) -> Response<ResponseBody<ResBody>> {
     response.map(ResponseBody::own)
 }
 
+/// `405` with `Allow: GET, POST` for every other method at the authorization endpoint.
+///
+/// A HEAD is not treated as a GET: a link checker or prefetcher that sends HEAD must not use up
+/// (or, in completion mode, open) a single-use `request_uri`, and the inner service must not
+/// answer a HEAD that the layer has not checked (axum runs the GET handler for it, `require_par`
+/// and the swap would be bypassed). The authorization endpoint is a page the browser navigates
+/// to, so it has no use for HEAD, OPTIONS or any other method.
+pub(crate) fn method_not_allowed() -> OAuthError {
+    OAuthError::method_not_allowed(
+        "GET, POST",
+        "the authorization endpoint accepts GET and POST only",
+    )
+}
+
 /// Handles a GET or POST to the authorization endpoint.
+///
+/// A POST's query and form body are one request (RFC 6749 §3.1: the endpoint URI may have a
+/// query of its own): `client_id` and `request_uri` are read from both, each at most once in
+/// all, and `require_par` and the swap apply wherever they are.
 pub(crate) async fn authorize<S, B, ResBody>(
     config: Arc<Config>,
     mut inner: S,
@@ -147,45 +158,22 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = req.into_parts();
-    let source = if parts.method == Method::POST {
-        let form_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(push::is_form);
-        if !form_type {
-            // RFC 6749 §3.1 / OIDC Core §3.1.2.1: authorization requests are forms; anything else
-            // could hide a request from the require_par check.
-            return Ok(own(config.error_page(&OAuthError::invalid_request(
-                "authorization requests sent with POST must be application/x-www-form-urlencoded",
-            ))));
-        }
-        if push::exceeds_limit(&parts.headers, &body, config.max_body) {
-            return Ok(own(
-                config.error_page(&OAuthError::payload_too_large(config.max_body))
-            ));
-        }
-        match push::read_body(body, config.max_body).await {
-            Ok(bytes) => Source::Form(bytes),
+    let (form, body) = if parts.method == Method::POST {
+        match read_post_form(&config, &parts, body).await {
+            Ok(form) => (Some(form), None),
             Err(err) => return Ok(own(config.error_page(&err))),
         }
     } else {
-        Source::Query(body)
+        (None, Some(body))
     };
 
-    let decision = {
-        let raw: &[u8] = match &source {
-            Source::Query(_) => parts.uri.query().unwrap_or("").as_bytes(),
-            Source::Form(bytes) => bytes,
-        };
-        decide(&config, raw).await
-    };
+    let decision = decide(&config, parts.uri.query(), form.as_deref()).await;
     match decision {
         Err(err) => Ok(own(config.error_page(&err))),
         Ok(Decision::PassThrough) => {
-            let body = match source {
-                Source::Query(body) => RequestBody::original(body),
-                Source::Form(bytes) => RequestBody::rebuilt(bytes),
+            let body = match body {
+                Some(body) => RequestBody::original(body),
+                None => RequestBody::rebuilt(form.unwrap_or_default()),
             };
             inner
                 .call(Request::from_parts(parts, body))
@@ -193,10 +181,27 @@ where
                 .map(|res| res.map(ResponseBody::inner))
         }
         Ok(Decision::Redeem(redeemed)) => {
-            let is_post = matches!(source, Source::Form(_));
-            redeem(config, inner, parts, is_post, redeemed).await
+            redeem(config, inner, parts, form.is_some(), redeemed).await
         }
     }
+}
+
+/// The form body of a POST: one `Content-Type` line naming a form, read under the layer's
+/// limits (the PAR endpoint's reader).
+async fn read_post_form<B>(config: &Config, parts: &Parts, body: B) -> Result<Bytes, OAuthError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    // RFC 6749 §3.1 / OIDC Core §3.1.2.1: authorization requests are forms; anything else could
+    // hide a request from the require_par check.
+    if let Err(err) = read_request::check_media_type(
+        &parts.headers,
+        "authorization requests sent with POST must be application/x-www-form-urlencoded",
+    ) {
+        return Err(read_request::refuse(config, &parts.headers, body, err).await);
+    }
+    read_request::read_form(config, &parts.headers, body).await
 }
 
 enum Decision {
@@ -211,13 +216,21 @@ struct Redeemed {
     record: Record,
 }
 
-/// Reads `client_id` and `request_uri`, applies `require_par`, and takes (or opens) the handle.
-async fn decide(config: &Config, raw: &[u8]) -> Result<Decision, OAuthError> {
-    let pairs = params::parse(raw).map_err(push::form_error)?;
+/// Reads `client_id` and `request_uri` from the query and the form body of a POST, applies
+/// `require_par`, and takes (or opens) the handle.
+async fn decide(
+    config: &Config,
+    query: Option<&str>,
+    form: Option<&[u8]>,
+) -> Result<Decision, OAuthError> {
+    let mut pairs = params::parse(query.unwrap_or("").as_bytes()).map_err(push::form_error)?;
+    if let Some(form) = form {
+        pairs.extend(params::parse(form).map_err(push::form_error)?);
+    }
     let count = |name: &str| pairs.iter().filter(|(n, _)| n == name).count();
     for name in ["client_id", "request_uri"] {
         if count(name) > 1 {
-            // AZ-09
+            // AZ-09, across the query and the body of a POST.
             return Err(OAuthError::invalid_request(format!(
                 "{name} is included more than once"
             )));
@@ -463,28 +476,20 @@ fn set_path_and_query(uri: &mut Uri, query: Option<&str>) -> bool {
 }
 
 /// Whether the inner service answered with the authorization response: a redirect to the pushed
-/// `redirect_uri` carrying `code`, `error`, `access_token` or `id_token` in the query or fragment.
+/// `redirect_uri`, followed by its end, `?`, `&` or `#`, whatever it carries. A response the
+/// layer does not know (`response_type=none`, which carries only `state`; JARM's `response`;
+/// an implicit response with `state` alone) completes like a code: only a redirect elsewhere
+/// (a login or consent page of the host) leaves the handle open.
 fn is_authorization_response<B>(response: &Response<B>, redirect_uri: &str) -> bool {
     if !response.status().is_redirection() {
         return false;
     }
-    let Some(location) = response
+    response
         .headers()
         .get(header::LOCATION)
         .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let Some(rest) = location.strip_prefix(redirect_uri) else {
-        return false;
-    };
-    if !(rest.is_empty() || rest.starts_with(['?', '&', '#'])) {
-        return false;
-    }
-    rest.split(['?', '&', '#']).any(|pair| {
-        let name = pair.split('=').next().unwrap_or("");
-        matches!(name, "code" | "error" | "access_token" | "id_token")
-    })
+        .and_then(|location| location.strip_prefix(redirect_uri))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['?', '&', '#']))
 }
 
 #[cfg(test)]
@@ -518,13 +523,25 @@ mod tests {
             &redirect("https://c.example/cb?x=1&code=y"),
             "https://c.example/cb?x=1"
         ));
+        // Responses whatever they carry: `none` and state-only, JARM, nothing at all.
+        for location in [
+            "https://c.example/cb?state=s",
+            "https://c.example/cb#state=s&iss=x",
+            "https://c.example/cb?response=eyJhbGciOiJFUzI1NiJ9.e30.sig",
+            "https://c.example/cb",
+        ] {
+            assert!(
+                is_authorization_response(&redirect(location), cb),
+                "{location}"
+            );
+        }
         // A login round-trip is not the authorization response.
         assert!(!is_authorization_response(
             &redirect("/login?return=%2Fas%2Fauthorize"),
             cb
         ));
         assert!(!is_authorization_response(
-            &redirect("https://c.example/cb?state=s"),
+            &redirect("https://c.example/cbx?code=x"),
             cb
         ));
         assert!(!is_authorization_response(

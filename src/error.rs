@@ -28,6 +28,8 @@ pub struct OAuthError {
     code: &'static str,
     description: Cow<'static, str>,
     basic_challenge: Option<Arc<str>>,
+    allow: Option<&'static str>,
+    closes_connection: bool,
 }
 
 impl OAuthError {
@@ -44,6 +46,8 @@ impl OAuthError {
             code,
             description: sanitize(description.into()),
             basic_challenge: None,
+            allow: None,
+            closes_connection: false,
         }
     }
 
@@ -73,6 +77,52 @@ impl OAuthError {
             "invalid_request",
             format!("the request body is larger than {limit} bytes (max_body_bytes)"),
         )
+    }
+
+    /// `408`: the body did not arrive in time (the connection is closed after the answer).
+    pub(crate) fn body_timeout(timeout: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request",
+            format!("the request body did not arrive within {timeout:?}"),
+        )
+        .closing_connection()
+    }
+
+    /// Marks the answer as the last on its connection (`Connection: close`): the layer stopped
+    /// reading a body it did not read to its end, so the rest of it must not be taken for the
+    /// next request.
+    pub(crate) fn closing_connection(mut self) -> Self {
+        self.closes_connection = true;
+        self
+    }
+
+    /// Whether the answer closes the connection.
+    #[cfg(test)]
+    pub(crate) const fn closes_connection(&self) -> bool {
+        self.closes_connection
+    }
+
+    /// `405` with `Allow: <allow>` (RFC 9110 §15.5.6).
+    pub(crate) fn method_not_allowed(allow: &'static str, description: &'static str) -> Self {
+        let mut err = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "invalid_request",
+            description,
+        );
+        err.allow = Some(allow);
+        err
+    }
+
+    /// The headers the protocol needs whoever renders the page: `Allow` on a 405,
+    /// `Connection: close` when the answer closes the connection.
+    pub(crate) fn protocol_headers(&self, headers: &mut http::HeaderMap) {
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if self.closes_connection {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
     }
 
     /// Adds `WWW-Authenticate: Basic realm="…"` (RFC 6749 §5.2: required when the client
@@ -114,8 +164,9 @@ impl OAuthError {
     }
 
     /// The JSON error response: status, `Content-Type: application/json`,
-    /// `Cache-Control: no-store`, `Pragma: no-cache`, and `WWW-Authenticate` / `Retry-After`
-    /// where they apply. The error itself is attached as a response extension.
+    /// `Cache-Control: no-store`, `Pragma: no-cache`, and `WWW-Authenticate` / `Retry-After` /
+    /// `Allow` / `Connection: close` where they apply. The error itself is attached as a response
+    /// extension.
     #[must_use]
     pub fn to_response(&self) -> Response<Bytes> {
         let mut response = Response::new(self.to_json());
@@ -134,6 +185,7 @@ impl OAuthError {
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        self.protocol_headers(headers);
         response.extensions_mut().insert(self.clone());
         response
     }

@@ -10,6 +10,7 @@ use crate::{
     error::{ConfigError, ErrorResponder, OAuthError},
     service::ParService,
     store::{MemoryStore, ParStore},
+    timer::{default_timer, Timer},
     ClientRegistry,
 };
 
@@ -64,9 +65,10 @@ pub enum Consumption {
     Strict,
     /// The first hit must come within `expires_in`; from then on the same client may load the same
     /// `request_uri` again for `window`. The handle is consumed atomically when the inner service
-    /// answers with the authorization response (a redirect to the pushed `redirect_uri` carrying
-    /// `code`, `error`, `access_token` or `id_token`), or when the inner service calls
-    /// [`Completion::complete`](crate::Completion::complete).
+    /// answers with the authorization response (any redirect to the pushed `redirect_uri`,
+    /// whatever it carries), or when the inner service calls
+    /// [`Completion::complete`](crate::Completion::complete) (`form_post` and other answers that
+    /// are not a redirect must).
     AtCompletion {
         /// How long the handle stays loadable after its first use.
         window: Duration,
@@ -96,6 +98,10 @@ pub(crate) struct Config {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_lifetime: Duration,
     pub(crate) max_body: usize,
+    pub(crate) body_timeout: Duration,
+    pub(crate) max_drain: u64,
+    pub(crate) drain_timeout: Duration,
+    pub(crate) timer: Arc<dyn Timer>,
     pub(crate) require_par: bool,
     pub(crate) pkce: PkceRequirement,
     pub(crate) allow_plain_pkce: bool,
@@ -117,6 +123,8 @@ impl Config {
         match &self.error_responder {
             Some(responder) => {
                 let mut response = responder(err);
+                // What the protocol needs whatever the page looks like.
+                err.protocol_headers(response.headers_mut());
                 response.extensions_mut().insert(err.clone());
                 response
             }
@@ -229,6 +237,10 @@ pub struct ParLayerBuilder {
     clock: Arc<dyn Clock>,
     default_lifetime: Duration,
     max_body: usize,
+    body_timeout: Duration,
+    max_drain: u64,
+    drain_timeout: Duration,
+    timer: Option<Arc<dyn Timer>>,
     require_par: bool,
     pkce: PkceRequirement,
     allow_plain_pkce: bool,
@@ -252,6 +264,10 @@ impl Default for ParLayerBuilder {
             clock: Arc::new(SystemClock),
             default_lifetime: Duration::from_secs(60),
             max_body: 1024 * 1024,
+            body_timeout: ParLayerBuilder::DEFAULT_BODY_TIMEOUT,
+            max_drain: ParLayerBuilder::DEFAULT_MAX_DRAIN_BYTES,
+            drain_timeout: ParLayerBuilder::DEFAULT_DRAIN_TIMEOUT,
+            timer: None,
             require_par: false,
             pkce: PkceRequirement::default(),
             allow_plain_pkce: false,
@@ -265,6 +281,13 @@ impl Default for ParLayerBuilder {
 }
 
 impl ParLayerBuilder {
+    /// Default [`ParLayerBuilder::body_timeout`]: 10 s.
+    pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default [`ParLayerBuilder::max_drain_bytes`]: 4 MiB.
+    pub const DEFAULT_MAX_DRAIN_BYTES: u64 = 4 * 1024 * 1024;
+    /// Default [`ParLayerBuilder::drain_timeout`]: 5 s.
+    pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
     /// The path of the PAR endpoint the layer owns (default `/as/par`).
     pub fn par_path(mut self, path: impl Into<String>) -> Self {
         self.par_path = path.into();
@@ -345,6 +368,48 @@ impl ParLayerBuilder {
     /// The largest PAR (and POST authorization) body accepted, in bytes (default 1 MiB, 1,048,576).
     pub const fn max_body_bytes(mut self, limit: usize) -> Self {
         self.max_body = limit;
+        self
+    }
+
+    /// How long a PAR body (or a POST authorization form) may take to arrive once the layer waits
+    /// for it (default 10 s, [`DEFAULT_BODY_TIMEOUT`](Self::DEFAULT_BODY_TIMEOUT)). Past it the
+    /// layer answers `408 Request Timeout` with an RFC 6749 §5.2 error and `Connection: close`,
+    /// so a client that trickles its body cannot hold the endpoint. Must be positive; needs a
+    /// [`timer`](Self::timer).
+    pub const fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = timeout;
+        self
+    }
+
+    /// The largest body the layer reads to its end, and discards, before it refuses a request
+    /// whose body it will not use (over `max_body_bytes`, or refused on its head alone); default
+    /// 4 MiB ([`DEFAULT_MAX_DRAIN_BYTES`](Self::DEFAULT_MAX_DRAIN_BYTES)).
+    ///
+    /// A server that answers while the client is still sending, and then closes, makes the
+    /// client's kernel reset the connection, and the answer can be lost with it. After a drain
+    /// the answer arrives and the connection stays open. A body declared larger than this
+    /// (or one that turns out larger, or is still arriving after
+    /// [`drain_timeout`](Self::drain_timeout)) is refused at once with `Connection: close`;
+    /// `tower_par::server::serve` (feature `server`) then lingers on the connection so that
+    /// the client still reads the answer. Drained bytes are never kept; `0` turns the drain off.
+    pub const fn max_drain_bytes(mut self, bytes: u64) -> Self {
+        self.max_drain = bytes;
+        self
+    }
+
+    /// How long the drain of [`max_drain_bytes`](Self::max_drain_bytes) may take (default 5 s,
+    /// [`DEFAULT_DRAIN_TIMEOUT`](Self::DEFAULT_DRAIN_TIMEOUT)).
+    pub const fn drain_timeout(mut self, timeout: Duration) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
+    /// The timer of [`body_timeout`](Self::body_timeout) and
+    /// [`drain_timeout`](Self::drain_timeout). Default: `TokioTimer` with the `tokio` feature;
+    /// without that feature there is none, and [`build`](Self::build) refuses to build until one
+    /// is set.
+    pub fn timer(mut self, timer: impl Timer) -> Self {
+        self.timer = Some(Arc::new(timer));
         self
     }
 
@@ -447,6 +512,10 @@ impl ParLayerBuilder {
         if self.max_body == 0 {
             return Err(invalid("max_body_bytes", "must be positive".into()));
         }
+        if self.body_timeout.is_zero() {
+            return Err(invalid("body_timeout", "must be positive".into()));
+        }
+        let timer = choose_timer(self.timer, default_timer())?;
         if let Consumption::AtCompletion { window } = self.consumption {
             if window.is_zero() {
                 return Err(invalid(
@@ -488,6 +557,10 @@ impl ParLayerBuilder {
             clock: self.clock,
             default_lifetime: lifetime,
             max_body: self.max_body,
+            body_timeout: self.body_timeout,
+            max_drain: self.max_drain,
+            drain_timeout: self.drain_timeout,
+            timer,
             require_par: self.require_par,
             pkce: self.pkce,
             allow_plain_pkce: self.allow_plain_pkce,
@@ -519,6 +592,20 @@ fn origin_of(url: &str) -> Option<&str> {
         return None;
     }
     Some(&url[..url.len() - rest.len() + authority.len()])
+}
+
+/// The timer set on the builder, else the feature's default; without either the layer could not
+/// keep its time limits, so `build()` fails instead of serving without them.
+fn choose_timer(
+    set: Option<Arc<dyn Timer>>,
+    default: Option<Arc<dyn Timer>>,
+) -> Result<Arc<dyn Timer>, ConfigError> {
+    set.or(default).ok_or_else(|| ConfigError::Invalid {
+        setting: "timer",
+        message: "the body timeout needs a timer: enable the `tokio` feature, or set one with \
+                  ParLayerBuilder::timer"
+            .into(),
+    })
 }
 
 impl fmt::Debug for ParLayerBuilder {
@@ -602,5 +689,40 @@ mod tests {
             let err = build(bad).unwrap_err().to_string();
             assert!(err.contains("par_endpoint"), "{bad}: {err}");
         }
+    }
+
+    struct NeverTimer;
+
+    impl Timer for NeverTimer {
+        fn sleep(&self, _: Duration) -> crate::SleepFuture {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    #[test]
+    fn without_a_timer_the_layer_is_not_built() {
+        // What a build without the `tokio` feature meets when no timer was set.
+        let err = choose_timer(None, None).err().expect("an error");
+        assert!(matches!(
+            err,
+            ConfigError::Invalid {
+                setting: "timer",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("`tokio` feature"), "{err}");
+        assert!(choose_timer(Some(Arc::new(NeverTimer)), None).is_ok());
+    }
+
+    #[test]
+    fn a_zero_body_timeout_is_refused() {
+        let err = ParLayer::builder()
+            .issuer("https://as.example.com")
+            .clients(crate::StaticClients::default())
+            .timer(NeverTimer)
+            .body_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().contains("body_timeout"), "{err}");
     }
 }

@@ -43,6 +43,29 @@
 //! the `Option<PushedAuthorizationRequest>` extractor (feature `axum`, module `axum`)
 //! refuses a `request_uri` the layer never saw instead of passing it to the handler.
 //!
+//! ## Hostile clients
+//!
+//! * A request with two lines of a field the layer reads (`Authorization`, `Content-Type`,
+//!   `DPoP`), equal or not, is `400 invalid_request`: a proxy in front may have judged it by the
+//!   other line. At the authorization endpoint `client_id` and `request_uri` come once, across
+//!   the query and the form body of a POST, which are one request.
+//! * The authorization endpoint takes GET and POST; every other method, HEAD included, is `405`
+//!   and never reaches the inner service (which might run its GET handler for a HEAD).
+//! * A body the layer refuses without using it (over
+//!   [`max_body_bytes`](ParLayerBuilder::max_body_bytes), wrong media type, …) is first read and
+//!   discarded within [`max_drain_bytes`](ParLayerBuilder::max_drain_bytes) and
+//!   [`drain_timeout`](ParLayerBuilder::drain_timeout), so that the answer reaches a client that
+//!   is still sending; past those bounds the answer carries `Connection: close`, and
+//!   `server::serve` (feature `server`) lingers so that the client still reads it.
+//! * A body that has not arrived within [`body_timeout`](ParLayerBuilder::body_timeout)
+//!   (default 10 s) is `408 Request Timeout` with `Connection: close`.
+//!
+//! **The timer.** The layer runs on the host's executor and does not bring a runtime of its
+//! own: its time limits sleep on a [`Timer`] the host lends. The `tokio` feature (on by default)
+//! provides `TokioTimer` as the default; without it (`default-features = false`),
+//! [`ParLayerBuilder::timer`] must name one, and [`ParLayerBuilder::build`] fails until it does,
+//! rather than serve without a body timeout.
+//!
 //! ## Features
 //!
 //! * `redis`: [`store::RedisStore`], one-time handles across many nodes.
@@ -51,6 +74,7 @@
 //! * `server`: [`server`], serving the layer over TCP as the reference binaries do.
 //! * `axum`: the extractor above, `ParService::into_make_service` for `axum::serve`, and
 //!   `IntoResponse` for [`OAuthError`]; depends on `axum-core` only.
+//! * `tokio` (default): `TokioTimer`, the default [`Timer`] (tokio's `time` only).
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
@@ -71,10 +95,12 @@ mod layer;
 mod metadata;
 mod params;
 mod push;
+mod read_request;
 #[cfg(feature = "server")]
 pub mod server;
 mod service;
 pub mod store;
+mod timer;
 
 pub use self::{
     authorize::Completion,
@@ -90,7 +116,11 @@ pub use self::{
     params::PushedAuthorizationRequest,
     service::ParService,
     store::{MemoryStore, ParStore},
+    timer::{SleepFuture, Timer},
 };
+
+#[cfg(feature = "tokio")]
+pub use self::timer::TokioTimer;
 
 #[cfg(feature = "jwt")]
 pub use self::{

@@ -5,15 +5,17 @@ use std::{cell::RefCell, fmt::Write as _, sync::Arc, time::Duration};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use bytes::Bytes;
-use http::{header, request::Parts, HeaderValue, Method, Request, Response, StatusCode};
+use http::{
+    header, request::Parts, HeaderName, HeaderValue, Method, Request, Response, StatusCode,
+};
 use http_body::Body;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use crate::{
     client::{authenticate, Client},
     error::{no_store, OAuthError},
     layer::{Config, PkceRequirement},
     params::{self, FormError, Pair},
+    read_request,
     store::{Record, StoreError, StoreKey},
     BoxError,
 };
@@ -29,38 +31,15 @@ const CREDENTIAL_PARAMS: [&str; 4] = [
     "client_assertion_type",
 ];
 
+/// The DPoP proof header (RFC 9449 §4.1).
+const DPOP: HeaderName = HeaderName::from_static("dpop");
+
 /// RFC 8707 §2: `resource` may be sent more than once.
 pub(crate) const REPEATABLE: &[&str] = &["resource"];
 
 /// `405` with `Allow: POST` (RFC 9110 §15.5.6, PAR-02).
-pub(crate) fn method_not_allowed() -> Response<Bytes> {
-    let mut response = OAuthError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "invalid_request",
-        "the PAR endpoint accepts POST only",
-    )
-    .to_response();
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST"));
-    response
-}
-
-/// `413` when the declared length is over the cap: answered before a byte of the body is read.
-pub(crate) fn declared_too_large<B: Body>(
-    config: &Config,
-    req: &Request<B>,
-) -> Option<Response<Bytes>> {
-    exceeds_limit(req.headers(), req.body(), config.max_body)
-        .then(|| OAuthError::payload_too_large(config.max_body).to_response())
-}
-
-pub(crate) fn exceeds_limit<B: Body>(headers: &http::HeaderMap, body: &B, limit: usize) -> bool {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    declared.is_some_and(|len| len > limit as u64) || body.size_hint().lower() > limit as u64
+pub(crate) fn method_not_allowed() -> OAuthError {
+    OAuthError::method_not_allowed("POST", "the PAR endpoint accepts POST only")
 }
 
 /// Handles a POST to the PAR endpoint; every outcome is a response.
@@ -94,9 +73,12 @@ where
     B::Error: Into<BoxError>,
 {
     let unauthenticated = |err: OAuthError| (err, None);
-    check_media_type(&parts.headers).map_err(unauthenticated)?;
-    check_query(parts.uri.query()).map_err(unauthenticated)?;
-    let bytes = read_body(body, config.max_body)
+    if let Err(err) = check_head(parts) {
+        return Err(unauthenticated(
+            read_request::refuse(config, &parts.headers, body, err).await,
+        ));
+    }
+    let bytes = read_request::read_form(config, &parts.headers, body)
         .await
         .map_err(unauthenticated)?;
     let pairs = params::parse(&bytes).map_err(|e| (form_error(e), None))?;
@@ -280,37 +262,17 @@ pub(crate) fn store_error(err: &StoreError) -> OAuthError {
     }
 }
 
-/// `application/x-www-form-urlencoded`, any case, with optional parameters; a charset other
-/// than UTF-8 is refused because RFC 6749 App. B forms are UTF-8 (PAR-03).
-///
-/// A wrong media type is `400 invalid_request` rather than `415`: RFC 9126 §2.3 errors are
-/// RFC 6749 §5.2 JSON, and the OpenID conformance suite expects 400 for every PAR error but
-/// `invalid_client`.
-pub(crate) fn check_media_type(headers: &http::HeaderMap) -> Result<(), OAuthError> {
-    let value = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if is_form(value) {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded (UTF-8)",
-        ))
-    }
-}
-
-pub(crate) fn is_form(content_type: &str) -> bool {
-    let mut parts = content_type.split(';');
-    let essence = parts.next().unwrap_or("").trim();
-    if !essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
-        return false;
-    }
-    parts.all(|param| {
-        let (name, value) = param.split_once('=').unwrap_or((param, ""));
-        !name.trim().eq_ignore_ascii_case("charset")
-            || value.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
-    })
+/// What the request head alone can refuse: ambiguous field lines (RFC 9110 §5.3: a field that
+/// is not a list is sent once; RFC 9449 §4.3: one `DPoP` field), the media type, credentials in
+/// the query.
+fn check_head(parts: &Parts) -> Result<(), OAuthError> {
+    read_request::single_line(&parts.headers, &header::AUTHORIZATION)?;
+    read_request::single_line(&parts.headers, &DPOP)?;
+    read_request::check_media_type(
+        &parts.headers,
+        "the body must be application/x-www-form-urlencoded (UTF-8)",
+    )?;
+    check_query(parts.uri.query())
 }
 
 /// Client credentials never travel in the URI (RFC 6749 §2.3.1, PAR-06); other query
@@ -330,57 +292,6 @@ fn check_query(query: Option<&str>) -> Result<(), OAuthError> {
     Ok(())
 }
 
-/// Reads the body through `Limited`, so a chunked body is refused as soon as it passes the cap.
-pub(crate) async fn read_body<B>(body: B, limit: usize) -> Result<Bytes, OAuthError>
-where
-    B: Body<Data = Bytes>,
-    B::Error: Into<BoxError>,
-{
-    // The body's own errors are wrapped, so that a length limit set in front of the layer (an
-    // outer `Limited`, e.g. tower-http's `RequestBodyLimitLayer`) is told apart from ours.
-    let body = body.map_err(|err| ReadError(err.into()));
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(err) if err.is::<LengthLimitError>() => Err(OAuthError::payload_too_large(limit)),
-        Err(err) if is_length_limit(&*err) => Err(OAuthError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request",
-            "the request body is larger than a limit set in front of this endpoint",
-        )),
-        Err(_) => Err(OAuthError::invalid_request(
-            "the request body could not be read",
-        )),
-    }
-}
-
-/// An error of the request body itself, as opposed to the layer's own length limit.
-#[derive(Debug)]
-struct ReadError(BoxError);
-
-impl std::fmt::Display for ReadError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "reading the request body failed: {}", self.0)
-    }
-}
-
-impl std::error::Error for ReadError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&*self.0)
-    }
-}
-
-fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
-    // axum and others nest errors; walk the chain.
-    let mut current = Some(err);
-    while let Some(err) = current {
-        if err.is::<LengthLimitError>() {
-            return true;
-        }
-        current = err.source();
-    }
-    false
-}
-
 /// Validates the pushed request as the authorization endpoint would (RFC 9126 §2.1 step 3).
 pub(crate) fn validate(
     config: &Config,
@@ -389,8 +300,16 @@ pub(crate) fn validate(
 ) -> Result<(), OAuthError> {
     let response_type = params::first(pairs, "response_type")
         .ok_or_else(|| OAuthError::invalid_request("response_type is required"))?;
+    // RFC 6749 §3.1.1: a list of values separated by one space. A blank value, or one with an
+    // empty member, names no response type: refused, never read as "nothing asked for", which
+    // would skip the checks that hang on `code` (PKCE).
+    if response_type.split(' ').any(str::is_empty) {
+        return Err(OAuthError::invalid_request(
+            "response_type must be response types separated by single spaces",
+        ));
+    }
     let (mut wants_code, mut wants_implicit) = (false, false);
-    for part in response_type.split(' ').filter(|p| !p.is_empty()) {
+    for part in response_type.split(' ') {
         match part {
             "code" => wants_code = true,
             "token" | "id_token" => wants_implicit = true,
@@ -499,28 +418,6 @@ fn check_pkce(config: &Config, client: &Client, pairs: &[Pair<'_>]) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn form_media_type_in_any_case_with_parameters() {
-        for ok in [
-            "application/x-www-form-urlencoded",
-            "Application/X-WWW-Form-Urlencoded",
-            "application/x-www-form-urlencoded; charset=UTF-8",
-            "application/x-www-form-urlencoded;charset=\"utf-8\"",
-            "application/x-www-form-urlencoded ; foo=bar",
-        ] {
-            assert!(is_form(ok), "{ok}");
-        }
-        for bad in [
-            "application/json",
-            "multipart/form-data",
-            "",
-            "application/x-www-form-urlencoded; charset=ISO-8859-1",
-            "text/plain; x=application/x-www-form-urlencoded",
-        ] {
-            assert!(!is_form(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn credentials_in_the_query_are_refused_other_query_parameters_ignored() {

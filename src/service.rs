@@ -15,9 +15,10 @@ use tower_service::Service;
 use crate::{
     authorize,
     body::{RequestBody, ResponseBody},
+    error::OAuthError,
     future::ResponseFuture,
     layer::Config,
-    metadata, push, BoxError,
+    metadata, push, read_request, BoxError,
 };
 
 /// The service [`ParLayer`](crate::ParLayer) produces around an inner authorization server.
@@ -89,9 +90,7 @@ where
         if path == &*self.config.par_path {
             return self.push(req);
         }
-        if path == &*self.config.authorize_path
-            && (req.method() == Method::GET || req.method() == Method::POST)
-        {
+        if path == &*self.config.authorize_path {
             return self.authorize(req);
         }
         if let Some(document) = &self.config.metadata {
@@ -120,6 +119,9 @@ impl<S> ParService<S> {
         B::Error: Into<BoxError>,
         ResBody: Send + 'static,
     {
+        if req.method() != Method::GET && req.method() != Method::POST {
+            return self.refuse(req, authorize::method_not_allowed(), Config::error_page);
+        }
         // tower's clone rule: the ready service goes into the future, the clone stays.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
@@ -137,14 +139,38 @@ impl<S> ParService<S> {
         E: Send + 'static,
     {
         if req.method() != Method::POST {
-            return ResponseFuture::ready(push::method_not_allowed().map(ResponseBody::own));
-        }
-        if let Some(too_large) = push::declared_too_large(&self.config, &req) {
-            return ResponseFuture::ready(too_large.map(ResponseBody::own));
+            return self.refuse(req, push::method_not_allowed(), |_, err| err.to_response());
         }
         let config = Arc::clone(&self.config);
         ResponseFuture::boxed(Box::pin(async move {
             Ok(push::push(&config, req).await.map(ResponseBody::own))
+        }))
+    }
+}
+
+impl<S> ParService<S> {
+    /// Answers `err` without calling the inner service: at once when the request has no body,
+    /// else after the bounded drain (see `read_request`), so that the answer reaches a client
+    /// that is still sending.
+    fn refuse<B, ResBody, F, E>(
+        &self,
+        req: Request<B>,
+        err: OAuthError,
+        render: fn(&Config, &OAuthError) -> Response<Bytes>,
+    ) -> ResponseFuture<F, ResBody, E>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        ResBody: Send + 'static,
+        E: Send + 'static,
+    {
+        if req.body().is_end_stream() {
+            return ResponseFuture::ready(render(&self.config, &err).map(ResponseBody::own));
+        }
+        let config = Arc::clone(&self.config);
+        ResponseFuture::boxed(Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let err = read_request::refuse(&config, &parts.headers, body, err).await;
+            Ok(render(&config, &err).map(ResponseBody::own))
         }))
     }
 }

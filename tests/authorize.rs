@@ -325,15 +325,116 @@ async fn other_paths_and_methods_pass_straight_through() {
     assert_eq!(echo["body"], "raw \u{fffd} body");
     // Unrouted paths are the inner service's 404, not the layer's.
     assert_eq!(server.get("/missing").await.status, 404);
-    // Authorization-endpoint methods the layer does not handle go through.
-    let request = http::Request::put(server.url("/as/authorize"))
-        .body(Full::default())
-        .unwrap();
-    assert_eq!(
-        server.send(request).await.status,
-        405,
-        "axum's own 405 for PUT"
+}
+
+#[tokio::test]
+async fn head_and_other_methods_at_the_authorization_endpoint_are_405() {
+    // Issue 16.2: the layer checks GET and POST; no other method reaches the inner service,
+    // which might answer it as a GET (axum runs the GET handler for HEAD).
+    let clock = ManualClock::new();
+    let server = serve(
+        builder(&clock).require_par(true).build().unwrap(),
+        InnerMode::Echo,
+    )
+    .await;
+    let uri = server.push_web("").await.request_uri();
+    let redeem_query = format!(
+        "/as/authorize?client_id=web-app&request_uri={}&response_type=token",
+        enc(&uri)
     );
+    for method in [http::Method::HEAD, http::Method::PUT, http::Method::OPTIONS] {
+        for path in [
+            "/as/authorize?client_id=spa&response_type=code&state=x",
+            redeem_query.as_str(),
+        ] {
+            let request = http::Request::builder()
+                .method(method.clone())
+                .uri(server.url(path))
+                .body(Full::default())
+                .unwrap();
+            let reply = server.send(request).await;
+            assert_eq!(reply.status, 405, "{method} {path}");
+            assert_eq!(reply.header("allow"), Some("GET, POST"));
+            assert!(reply.header("location").is_none());
+            if method != http::Method::HEAD {
+                reply.assert_error(405, "invalid_request");
+            }
+        }
+    }
+    // The handle is still there for the GET that follows.
+    let echo = server.redeem("web-app", &uri).await.json();
+    assert_eq!(echo["pushed"]["client_id"], "web-app");
+}
+
+#[tokio::test]
+async fn a_post_query_is_part_of_the_request_for_require_par() {
+    // Issue 16.3: parameters in the query of a POST no longer slip past require_par.
+    let clock = ManualClock::new();
+    let global = serve(
+        builder(&clock).require_par(true).build().unwrap(),
+        InnerMode::Echo,
+    )
+    .await;
+    let per_client = server_with(&clock).await;
+    for (server, query) in [
+        (&global, "client_id=spa&response_type=code&state=x"),
+        (&per_client, "client_id=par-required&response_type=code"),
+    ] {
+        server
+            .post_form(&format!("/as/authorize?{query}"), "")
+            .await
+            .assert_error(400, "invalid_request");
+    }
+}
+
+#[tokio::test]
+async fn a_request_uri_in_the_query_of_a_post_is_swapped_and_used_up() {
+    // Issue 16.3: the handle in the query is redeemed, once, and the injected response_type
+    // never reaches the inner service.
+    let server = server().await;
+    let uri = server.push_web("").await.request_uri();
+    let path = format!(
+        "/as/authorize?client_id=web-app&request_uri={}&response_type=token",
+        enc(&uri)
+    );
+    let echo = server.post_form(&path, "").await.json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["query"], serde_json::Value::Null);
+    assert_eq!(
+        echo["body"],
+        "client_id=web-app&response_type=code&redirect_uri=https%3A%2F%2Fclient.example.org%2Fcb&state=xyz"
+    );
+    server
+        .post_form(&path, "")
+        .await
+        .assert_error(400, "invalid_request_uri");
+}
+
+#[tokio::test]
+async fn an_axum_form_handler_reads_a_redemption_by_get_and_by_post() {
+    // The README's example handler (examples/axum.rs): `Form` reads the query of a GET and the
+    // body of a POST, so a POST redemption gives it the pushed request too (issue 16.3).
+    use axum::{extract::Form, routing::get, Router};
+    use std::collections::HashMap;
+
+    async fn authorize(Form(p): Form<HashMap<String, String>>) -> String {
+        format!(
+            "authorize {:?} for {:?}",
+            p.get("response_type"),
+            p.get("client_id")
+        )
+    }
+
+    let app = Router::new().route("/as/authorize", get(authorize).post(authorize));
+    let server = serve_app(builder(&ManualClock::new()).build().unwrap(), app).await;
+    let pushed = "authorize Some(\"code\") for Some(\"web-app\")";
+    let uri = server.push_web("").await.request_uri();
+    let reply = server.redeem("web-app", &uri).await;
+    assert_eq!(String::from_utf8_lossy(&reply.body), pushed);
+    let uri = server.push_web("").await.request_uri();
+    let form = format!("client_id=web-app&request_uri={}", enc(&uri));
+    let reply = server.post_form("/as/authorize", &form).await;
+    assert_eq!(String::from_utf8_lossy(&reply.body), pushed);
 }
 
 #[tokio::test]

@@ -178,6 +178,35 @@ async fn an_error_response_completes_too<S: ParStore>(store: S) {
         .assert_error(400, "invalid_request_uri");
 }
 
+/// Issue 16.5: any redirect to the pushed `redirect_uri` is the authorization response and
+/// completes, whatever it carries; each of these redeemed again and again before.
+async fn any_redirect_to_the_redirect_uri_completes<S: ParStore>(store: impl Fn() -> S) {
+    for suffix in [
+        // JARM (response_mode=query.jwt): one `response` parameter.
+        "?response=eyJhbGciOiJFUzI1NiJ9.eyJjb2RlIjoiYyJ9.c2ln",
+        // response_type=none: only state (and iss).
+        "?state=xyz&iss=https%3A%2F%2Fas.example.com",
+        // An implicit response carrying only state, in the fragment.
+        "#state=xyz",
+        // Nothing at all.
+        "",
+    ] {
+        let clock = ManualClock::new();
+        let server = completion_server(&clock, store(), InnerMode::RedirectWith(suffix)).await;
+        let uri = server.push_web("").await.request_uri();
+        let reply = server.redeem("web-app", &uri).await;
+        assert_eq!(reply.status, 303, "{suffix}");
+        assert_eq!(
+            reply.header("location"),
+            Some(format!("{WEB_CB}{suffix}").as_str())
+        );
+        server
+            .redeem("web-app", &uri)
+            .await
+            .assert_error(400, "invalid_request_uri");
+    }
+}
+
 mod memory {
     use tower_par::MemoryStore;
 
@@ -218,6 +247,11 @@ mod memory {
     #[tokio::test]
     async fn an_error_response_completes_too() {
         super::an_error_response_completes_too(store()).await;
+    }
+
+    #[tokio::test]
+    async fn any_redirect_to_the_redirect_uri_completes() {
+        super::any_redirect_to_the_redirect_uri_completes(store).await;
     }
 }
 

@@ -1121,15 +1121,21 @@ async fn dpop_bad_proofs_are_invalid_dpop_proof() {
         .assert_error(400, "invalid_dpop_proof");
 }
 
+/// RFC 9449 §4.3: one `DPoP` field. Two lines are an ambiguous request (issue 11.1): refused
+/// before either proof is looked at, like two `Authorization` lines (tests/ambiguous.rs sends
+/// them byte for byte).
 #[tokio::test]
-async fn dpop_two_proofs_are_invalid_dpop_proof() {
+async fn dpop_two_proofs_are_invalid_request() {
     let s = Setup::new(InnerMode::Echo).await;
     let key = TestKey::es256("unused");
     let a = dpop_proof(&key, "POST", PAR_URL, s.clock.now());
     let b = dpop_proof(&key, "POST", PAR_URL, s.clock.now());
     s.push_dpop(&[&a, &b], &web_form(&[]))
         .await
-        .assert_error(400, "invalid_dpop_proof");
+        .assert_error(400, "invalid_request");
+    s.push_dpop(&[&a, &a], &web_form(&[]))
+        .await
+        .assert_error(400, "invalid_request");
 }
 
 #[tokio::test]

@@ -74,16 +74,18 @@ async fn other_methods_get_405_with_allow_post() {
 
 #[tokio::test]
 async fn declared_oversize_is_refused_before_the_body_is_read() {
-    // PAR-04: Content-Length above the cap -> 413 at once; no body byte is ever sent here, so a
-    // server that waited for the body would time out instead of answering.
+    // PAR-04: a Content-Length above the cap and past what the drain reads (tests/oversize.rs)
+    // -> 413 at once; no body byte is ever sent here, so a server that waited for the body would
+    // time out instead of answering.
     let server = server().await;
     let head = format!(
         "POST /as/par HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\n\r\n",
-        1_048_577
+        50_000_000
     );
     let reply = server.raw(head.as_bytes()).await;
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
     assert!(reply.contains("invalid_request"));
+    assert!(reply.contains("connection: close"), "{reply}");
     // The server keeps serving.
     assert_eq!(server.push_web("").await.status, 201);
 }
@@ -496,6 +498,47 @@ async fn response_type_is_required_and_must_be_known() {
         )
         .await;
     reply.assert_error(400, "unsupported_response_type");
+}
+
+#[tokio::test]
+async fn a_blank_response_type_or_one_with_empty_members_is_invalid_request() {
+    // Issue 16.4, RFC 6749 §3.1.1: the public client without PKCE got a 201 for these.
+    let server = server().await;
+    for response_type in [
+        "%20",
+        "+",
+        "%20%20",
+        "code%20%20id_token",
+        "code+",
+        "%20code",
+        "code++token",
+    ] {
+        let reply = server
+            .push(
+                None,
+                &format!(
+                    "client_id=spa&response_type={response_type}&redirect_uri={}&state=x",
+                    enc(SPA_CB)
+                ),
+            )
+            .await;
+        reply.assert_error(400, "invalid_request");
+    }
+    // Single spaces between known types are fine (PKCE then applies to `code`).
+    let reply = server
+        .push(
+            None,
+            &format!(
+                "client_id=spa&response_type=code&redirect_uri={}&state=x",
+                enc(SPA_CB)
+            ),
+        )
+        .await;
+    reply.assert_error(400, "invalid_request");
+    assert!(reply.json()["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("code_challenge"));
 }
 
 #[tokio::test]

@@ -4,6 +4,7 @@ use std::{fmt, net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 
+use super::ServeConfig;
 use crate::{
     client::StaticClients, store::ParStore, Consumption, MemoryStore, ParLayer, ParLayerBuilder,
 };
@@ -65,6 +66,9 @@ impl std::error::Error for FlagError {}
 /// assert!(flags.require_par);
 /// assert_eq!(inner.as_deref(), Some("echo"));
 /// assert!(flags.parse_flag("--capacity", &mut ["0".to_string()].into_iter()).is_err());
+/// assert!(flags.parse_flag("--body-timeout", &mut ["0.5".to_string()].into_iter()).unwrap());
+/// assert_eq!(flags.body_timeout, Duration::from_millis(500));
+/// assert!(flags.parse_flag("--header-read-timeout", &mut ["0".to_string()].into_iter()).is_err());
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -85,12 +89,19 @@ pub struct CommonFlags {
     pub consume: Consumption,
     /// `--require-par`: every client must push.
     pub require_par: bool,
+    /// `--body-timeout SECS`: how long a PAR body or POST authorization form may take to
+    /// arrive (default 10; [`ParLayerBuilder::body_timeout`]).
+    pub body_timeout: Duration,
+    /// `--header-read-timeout SECS`: how long a request head may take to arrive (default 10;
+    /// [`ServeConfig::header_read_timeout`]).
+    pub header_read_timeout: Duration,
 }
 
 impl CommonFlags {
     /// The usage text of the common flags.
     pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
-[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par]";
+[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par] \
+[--body-timeout SECS] [--header-read-timeout SECS]";
 
     /// The defaults, listening on `listen`.
     #[must_use]
@@ -104,6 +115,8 @@ impl CommonFlags {
             store: "memory".into(),
             consume: Consumption::Strict,
             require_par: false,
+            body_timeout: ParLayerBuilder::DEFAULT_BODY_TIMEOUT,
+            header_read_timeout: ServeConfig::DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 
@@ -123,7 +136,7 @@ impl CommonFlags {
             self.require_par = true;
             return Ok(true);
         }
-        const WITH_VALUE: [&str; 7] = [
+        const WITH_VALUE: [&str; 9] = [
             "--listen",
             "--clients",
             "--issuer",
@@ -131,6 +144,8 @@ impl CommonFlags {
             "--capacity",
             "--store",
             "--consume",
+            "--body-timeout",
+            "--header-read-timeout",
         ];
         if !WITH_VALUE.contains(&flag) {
             return Ok(false);
@@ -176,9 +191,39 @@ impl CommonFlags {
                     _ => return Err(bad("expected strict or completion")),
                 };
             }
+            "--body-timeout" => {
+                self.body_timeout = positive_seconds(&value).ok_or_else(|| bad(SECONDS))?;
+            }
+            "--header-read-timeout" => {
+                self.header_read_timeout = positive_seconds(&value).ok_or_else(|| bad(SECONDS))?;
+            }
             _ => unreachable!("every flag of WITH_VALUE is matched"),
         }
         Ok(true)
+    }
+
+    /// What the flags set up that will not work as the operator probably expects, one line each,
+    /// for the binary to print on stderr. Today: a Redis store without `--issuer` (nodes behind
+    /// one load balancer must share one issuer: the store's keys include it, so with each node's
+    /// default `http://<its own address>` no handle redeems on another node).
+    #[must_use]
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.store != "memory" && self.issuer.is_none() {
+            warnings.push(format!(
+                "--store {} without --issuer: this node's issuer is its own listen address, and \
+                 the store's keys include the issuer, so a request pushed to one node will not \
+                 redeem on another; give every node behind one load balancer the same --issuer",
+                self.store
+            ));
+        }
+        warnings
+    }
+
+    /// The [`ServeConfig`] of these flags (`--header-read-timeout`).
+    #[must_use]
+    pub fn serve_config(&self) -> ServeConfig {
+        ServeConfig::default().header_read_timeout(self.header_read_timeout)
     }
 
     /// Binds `--listen`, and names the issuer: `--issuer`, or `http://<bound address>` (the real
@@ -247,7 +292,7 @@ impl CommonFlags {
     }
 
     /// A [`ParLayerBuilder`] with `issuer`, `clients`, the store, the default lifetime, the
-    /// consumption policy and `require_par` of these flags; the binary adds the rest (paths,
+    /// consumption policy, `require_par` and the body timeout of these flags; the binary adds the rest (paths,
     /// metadata) and builds it.
     ///
     /// # Errors
@@ -264,6 +309,17 @@ impl CommonFlags {
             .store(self.store(issuer).await?)
             .default_lifetime(self.lifetime)
             .require_par(self.require_par)
-            .consumption(self.consume))
+            .consumption(self.consume)
+            .body_timeout(self.body_timeout))
     }
+}
+
+const SECONDS: &str = "not a positive number of seconds";
+
+/// A positive number of seconds, fractions allowed (`0.5`).
+fn positive_seconds(value: &str) -> Option<Duration> {
+    let seconds: f64 = value.parse().ok()?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
 }

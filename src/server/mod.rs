@@ -3,12 +3,14 @@
 //! writing it again.
 //!
 //! * [`serve`]: hyper HTTP/1.1 on a Tokio listener, with a header-read timeout (a client that
-//!   trickles its request head cannot hold a connection) and a graceful shutdown that lets
-//!   requests in flight finish.
+//!   trickles its request head cannot hold a connection), a lingering close (a client still
+//!   sending when the server closes reads the answer instead of a TCP reset) and a graceful
+//!   shutdown that lets requests in flight finish.
 //! * [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 //! * [`CommonFlags`]: the command-line flags the reference binaries share (`--listen`,
 //!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--store`, `--consume`,
-//!   `--require-par`), and the listener, store and layer builder they describe.
+//!   `--require-par`, `--body-timeout`, `--header-read-timeout`), and the listener, store,
+//!   layer builder and serving settings they describe.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};

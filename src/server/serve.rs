@@ -1,7 +1,13 @@
-//! The accept loop: hyper HTTP/1.1 connections with a header-read timeout, watched for a
-//! graceful shutdown.
+//! The accept loop: hyper HTTP/1.1 connections with a header-read timeout and a lingering
+//! close, watched for a graceful shutdown.
 
-use std::{future::Future, io, time::Duration};
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
 
 use hyper::{body::Incoming, server::conn::http1, Request, Response};
 use hyper_util::{
@@ -9,7 +15,10 @@ use hyper_util::{
     server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
-use tokio::net::TcpListener;
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::{TcpListener, TcpStream},
+};
 use tower_service::Service;
 
 use crate::BoxError;
@@ -20,13 +29,16 @@ use crate::BoxError;
 /// use std::time::Duration;
 /// use tower_par::server::ServeConfig;
 ///
-/// let config = ServeConfig::default().header_read_timeout(Duration::from_secs(5));
+/// let config = ServeConfig::default()
+///     .header_read_timeout(Duration::from_secs(5))
+///     .lingering_close(Duration::from_secs(2));
 /// assert_eq!(config.get_header_read_timeout(), Duration::from_secs(5));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ServeConfig {
     header_read_timeout: Duration,
     shutdown_grace: Duration,
+    lingering_close: Duration,
 }
 
 impl Default for ServeConfig {
@@ -34,6 +46,7 @@ impl Default for ServeConfig {
         Self {
             header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
             shutdown_grace: Self::DEFAULT_SHUTDOWN_GRACE,
+            lingering_close: Self::DEFAULT_LINGERING_CLOSE,
         }
     }
 }
@@ -43,6 +56,8 @@ impl ServeConfig {
     pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
     /// Default [`ServeConfig::shutdown_grace`]: 10 s.
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+    /// Default [`ServeConfig::lingering_close`]: 5 s.
+    pub const DEFAULT_LINGERING_CLOSE: Duration = Duration::from_secs(5);
 
     /// How long a client may take to send a complete request head (request line and header
     /// fields) once it has started one, or to start the next one on a kept-alive connection;
@@ -61,6 +76,22 @@ impl ServeConfig {
         self
     }
 
+    /// How long a connection the server closes keeps reading, and discarding, what the client
+    /// still sends (nginx's lingering close). Default 5 s; zero closes at once.
+    ///
+    /// When the server closes a connection on which the client is still sending (a body the
+    /// layer refused without reading it all, past its drain), the kernel would answer the
+    /// unread bytes with a TCP reset, and a reset can destroy the answer before the client has
+    /// read it (Node's `http` client then reports `EPIPE` instead of the `413`). So the server
+    /// first shuts down only its sending side, which tells the client that the answer is
+    /// complete, then reads and discards until the client closes too or this time has passed.
+    /// A connection whose client has already closed ends at once.
+    #[must_use]
+    pub const fn lingering_close(mut self, linger: Duration) -> Self {
+        self.lingering_close = linger;
+        self
+    }
+
     /// The header-read timeout in use.
     #[must_use]
     pub const fn get_header_read_timeout(&self) -> Duration {
@@ -71,8 +102,8 @@ impl ServeConfig {
 /// Serves `service` on `listener` until `shutdown` resolves, then stops accepting, lets the
 /// requests in flight finish (up to [`ServeConfig::shutdown_grace`]) and returns.
 ///
-/// Each connection is HTTP/1.1 with keep-alive, `TCP_NODELAY`, and the header-read timeout of
-/// `config`. An `accept` error such as running out of file descriptors is logged and retried
+/// Each connection is HTTP/1.1 with keep-alive, `TCP_NODELAY`, the header-read timeout of
+/// `config` and its [lingering close](ServeConfig::lingering_close). An `accept` error such as running out of file descriptors is logged and retried
 /// after a pause, never returned: one bad moment must not stop the server.
 ///
 /// # Errors
@@ -117,7 +148,7 @@ where
         // Answers are small and written whole; Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(Lingering::new(stream, config.lingering_close)),
             TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);
@@ -138,6 +169,119 @@ where
         );
     }
     Ok(())
+}
+
+/// A TCP stream whose shutdown is a lingering close: hyper shuts a connection down when it is
+/// done with it, and this shutdown sends FIN, then reads and discards until the client closes
+/// or the linger time has passed (see [`ServeConfig::lingering_close`]).
+struct Lingering {
+    stream: TcpStream,
+    linger: Duration,
+    state: Linger,
+}
+
+enum Linger {
+    Open,
+    Draining(Pin<Box<tokio::time::Sleep>>),
+    Done,
+}
+
+impl Lingering {
+    const fn new(stream: TcpStream, linger: Duration) -> Self {
+        Self {
+            stream,
+            linger,
+            state: Linger::Open,
+        }
+    }
+}
+
+impl AsyncRead for Lingering {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Lingering {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        /// Reads per poll before yielding to the other tasks, so a client that sends as fast as
+        /// it can neither starves them nor outlives the linger time.
+        const READS_PER_POLL: usize = 16;
+        let this = self.get_mut();
+        loop {
+            match &mut this.state {
+                Linger::Open => {
+                    std::task::ready!(Pin::new(&mut this.stream).poll_shutdown(cx))?;
+                    this.state = if this.linger.is_zero() {
+                        Linger::Done
+                    } else {
+                        Linger::Draining(Box::pin(tokio::time::sleep(this.linger)))
+                    };
+                }
+                Linger::Draining(deadline) => {
+                    let mut scratch = [0u8; 8192];
+                    let mut waiting_for_input = false;
+                    for _ in 0..READS_PER_POLL {
+                        let mut buf = ReadBuf::new(&mut scratch);
+                        match Pin::new(&mut this.stream).poll_read(cx, &mut buf) {
+                            // The client has closed too, or the connection broke: done.
+                            Poll::Ready(Ok(())) if buf.filled().is_empty() => {
+                                this.state = Linger::Done;
+                                return Poll::Ready(Ok(()));
+                            }
+                            Poll::Ready(Err(_)) => {
+                                this.state = Linger::Done;
+                                return Poll::Ready(Ok(()));
+                            }
+                            Poll::Ready(Ok(())) => {}
+                            Poll::Pending => {
+                                waiting_for_input = true;
+                                break;
+                            }
+                        }
+                    }
+                    if deadline.as_mut().poll(cx).is_ready() {
+                        this.state = Linger::Done;
+                        return Poll::Ready(Ok(()));
+                    }
+                    if !waiting_for_input {
+                        // More to read right now: come back after the other tasks had a turn.
+                        cx.waker().wake_by_ref();
+                    }
+                    return Poll::Pending;
+                }
+                Linger::Done => return Poll::Ready(Ok(())),
+            }
+        }
+    }
 }
 
 /// Errors that concern one connection attempt only; the listener is fine.

@@ -4,6 +4,7 @@
 
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub mod raw_http;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -116,6 +117,14 @@ async fn echo(State(mode): State<InnerMode>, request: Request) -> axum::response
             );
             (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
         }
+        InnerMode::RedirectWith(suffix) => {
+            let Some(pushed) = pushed else {
+                return Json(echo).into_response();
+            };
+            let redirect_uri = pushed.get("redirect_uri").unwrap_or(WEB_CB).to_owned();
+            let location = format!("{redirect_uri}{suffix}");
+            (axum::http::StatusCode::SEE_OTHER, [("location", location)]).into_response()
+        }
         InnerMode::ExplicitCompletion => {
             let won = match completion {
                 Some(c) => c.complete().await.unwrap_or(false),
@@ -145,6 +154,9 @@ pub enum InnerMode {
     Deny,
     /// Calls `Completion::complete` and reports the outcome.
     ExplicitCompletion,
+    /// 303 to the pushed redirect_uri followed by this suffix as it is (`?response=…`,
+    /// `#state=…`): authorization responses of kinds the layer does not parse.
+    RedirectWith(&'static str),
 }
 
 pub fn inner_app(mode: InnerMode) -> Router {
@@ -170,6 +182,11 @@ impl Drop for TestServer {
 
 pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
     serve_service(layer.layer(inner_app(mode))).await
+}
+
+/// The layer in front of `app`, served by hyper over TCP.
+pub async fn serve_app(layer: ParLayer, app: Router) -> TestServer {
+    serve_service(layer.layer(app)).await
 }
 
 /// Serves any service (an axum `Router` with the layer inside, a tower-http stack) with hyper.
@@ -236,6 +253,22 @@ pub fn private_key_jwt_client(client_id: &str, key: &jwt::TestKey) -> tower_par:
         .expect("a valid private_key_jwt client")
 }
 
+/// Like [`serve`], but through `tower_par::server::serve`, the serving loop of `par_server`
+/// (header-read timeout, lingering close), with `config`.
+pub async fn serve_with_server_loop(
+    layer: ParLayer,
+    mode: InnerMode,
+    config: tower_par::server::ServeConfig,
+) -> TestServer {
+    let service = layer.layer(inner_app(mode));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        let _ = tower_par::server::serve(listener, service, config, std::future::pending()).await;
+    });
+    TestServer::running(addr, task)
+}
+
 /// A response, read whole.
 #[derive(Debug)]
 pub struct Reply {
@@ -291,6 +324,30 @@ impl Reply {
     }
 }
 
+/// Sends `request` with a fresh hyper client (any body type: chunked ones too) and reads the
+/// answer whole.
+pub async fn send_with_new_client<B>(request: http::Request<B>) -> Reply
+where
+    B: http_body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    Reply::read(client.request(request).await.expect("request failed")).await
+}
+
+impl Reply {
+    async fn read(response: http::Response<hyper::body::Incoming>) -> Self {
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Self {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
 impl TestServer {
     /// A server already accepting on `addr`; `task` is aborted on drop.
     pub fn running(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
@@ -303,14 +360,18 @@ impl TestServer {
     }
 
     pub async fn send(&self, request: http::Request<Full<Bytes>>) -> Reply {
-        let response = self.client.request(request).await.expect("request failed");
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await.expect("body").to_bytes();
-        Reply {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        Reply::read(self.client.request(request).await.expect("request failed")).await
+    }
+
+    /// POST a form to `path_and_query`.
+    pub async fn post_form(&self, path_and_query: &str, form: &str) -> Reply {
+        self.send(
+            http::Request::post(self.url(path_and_query))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::new(Bytes::from(form.to_owned())))
+                .unwrap(),
+        )
+        .await
     }
 
     pub fn url(&self, path_and_query: &str) -> String {

@@ -76,12 +76,17 @@ impl Drop for Node {
 impl Node {
     /// Starts `par_server --listen 127.0.0.1:0 ARGS…` and waits for "listening on".
     pub fn start(binary: &Path, args: &[&str]) -> Self {
+        Self::start_with_stderr(binary, args, Stdio::inherit())
+    }
+
+    /// Like [`Node::start`], with stderr going to `stderr` (a file the test reads).
+    pub fn start_with_stderr(binary: &Path, args: &[&str], stderr: impl Into<Stdio>) -> Self {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
         let stdout = child.stdout.take().expect("piped stdout");
