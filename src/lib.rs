@@ -63,6 +63,7 @@ mod body;
 pub mod client;
 mod clock;
 mod completion;
+mod cors;
 mod error;
 mod future;
 #[cfg(feature = "jwt")]
@@ -81,7 +82,7 @@ pub use self::{
     body::{RequestBody, ResponseBody},
     client::{
         AuthMethod, Client, ClientBuilder, ClientRegistry, RegistryError, RegistryFuture,
-        StaticClients,
+        StaticClients, WebOriginFuture,
     },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ErrorResponder, OAuthError},

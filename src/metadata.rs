@@ -103,11 +103,14 @@ pub(crate) fn render(config: &Config, document: Value) -> Result<Bytes, ConfigEr
         .map_err(|e| invalid(e.to_string()))
 }
 
+/// The served document; public, so readable from any origin (a browser-based client discovers
+/// the server from its own origin).
 pub(crate) fn response(document: &Bytes) -> http::Response<Bytes> {
     let mut response = http::Response::new(document.clone());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    crate::cors::allow_any_origin(response.headers_mut());
     response
 }

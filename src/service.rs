@@ -136,15 +136,9 @@ impl<S> ParService<S> {
         ResBody: Send + 'static,
         E: Send + 'static,
     {
-        if req.method() != Method::POST {
-            return ResponseFuture::ready(push::method_not_allowed().map(ResponseBody::own));
-        }
-        if let Some(too_large) = push::declared_too_large(&self.config, &req) {
-            return ResponseFuture::ready(too_large.map(ResponseBody::own));
-        }
         let config = Arc::clone(&self.config);
         ResponseFuture::boxed(Box::pin(async move {
-            Ok(push::push(&config, req).await.map(ResponseBody::own))
+            Ok(push::respond(&config, req).await.map(ResponseBody::own))
         }))
     }
 }
