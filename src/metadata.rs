@@ -20,6 +20,10 @@ impl ParLayer {
     /// `token_endpoint_auth_methods_supported` (RFC 9126 §2: it governs PAR too),
     /// `code_challenge_methods_supported`, and with the `jwt` feature the signing algorithms.
     ///
+    /// Serve the document with `Access-Control-Allow-Origin: *`, as the layer does with
+    /// [`serve_metadata`](crate::ParLayerBuilder::serve_metadata): a browser-based client
+    /// discovers the server from its own origin.
+    ///
     /// ```
     /// use tower_par::{ParLayer, StaticClients};
     ///

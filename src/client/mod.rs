@@ -26,7 +26,7 @@ use crate::error::ConfigError;
 pub type RegistryFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Option<Arc<Client>>, RegistryError>> + Send + 'a>>;
 
-/// The boxed future of [`ClientRegistry::is_web_origin`].
+/// The boxed future of [`ClientRegistry::is_web_origin`] (see its example).
 pub type WebOriginFuture<'a> =
     Pin<Box<dyn Future<Output = Result<bool, RegistryError>> + Send + 'a>>;
 
@@ -541,6 +541,22 @@ impl ClientBuilder {
 
     /// Sets the client's web origins (see [`web_origin`](Self::web_origin)), replacing any
     /// added before. An empty list turns CORS off for the client, a public one included.
+    ///
+    /// ```
+    /// use tower_par::client::{AuthMethod, Client};
+    ///
+    /// let public = |origins: Vec<&str>| {
+    ///     Client::builder("spa")
+    ///         .auth_method(AuthMethod::None)
+    ///         .redirect_uri("https://spa.example/callback")
+    ///         .grant_type("authorization_code")
+    ///         .web_origins(origins)
+    ///         .build()
+    ///         .unwrap()
+    /// };
+    /// assert_eq!(public(vec!["https://app.spa.example"]).web_origins(), ["https://app.spa.example"]);
+    /// assert!(public(vec![]).web_origins().is_empty());
+    /// ```
     pub fn web_origins<I>(mut self, origins: I) -> Self
     where
         I: IntoIterator,
