@@ -59,6 +59,15 @@ async fn server() -> TestServer {
     serve(layer(&ManualClock::new()).build().unwrap(), InnerMode::Echo).await
 }
 
+/// A server whose store holds one request: a second push tells whether the first was stored.
+async fn server_holding_one_request() -> TestServer {
+    let par = layer(&ManualClock::new())
+        .store(MemoryStore::with_capacity(1))
+        .build()
+        .unwrap();
+    serve(par, InnerMode::Echo).await
+}
+
 fn spa_form(extra: &str) -> String {
     format!(
         "response_type=code&client_id=spa&redirect_uri={}&code_challenge={CHALLENGE}&code_challenge_method=S256{extra}",
@@ -106,18 +115,40 @@ async fn push_from(
         .await
 }
 
+/// A push as a public client (no credentials) from `origin`.
+async fn push_public(server: &TestServer, origin: &str, form: &str) -> Reply {
+    push_from(server, Some(origin), None, form).await
+}
+
+/// A push as `portal` (client_secret_basic with `secret`) from `origin`.
+async fn push_as_portal(server: &TestServer, origin: &str, secret: &str) -> Reply {
+    let credentials = format!("portal:{secret}");
+    push_from(server, Some(origin), Some(&credentials), PORTAL_FORM).await
+}
+
+/// A request without a body to the PAR endpoint, from `origin`, with `headers`.
+async fn bodiless(
+    server: &TestServer,
+    method: http::Method,
+    origin: Option<&str>,
+    headers: &[(&str, &str)],
+) -> Reply {
+    let mut request = http::Request::builder()
+        .method(method)
+        .uri(server.url("/as/par"));
+    for (name, value) in origin.map(|o| ("origin", o)).iter().chain(headers) {
+        request = request.header(*name, *value);
+    }
+    server.send(request.body(Full::default()).unwrap()).await
+}
+
 /// The preflight a browser sends before a push with a `DPoP` header.
 async fn preflight(server: &TestServer, origin: &str) -> Reply {
-    server
-        .send(
-            http::Request::options(server.url("/as/par"))
-                .header("origin", origin)
-                .header("access-control-request-method", "POST")
-                .header("access-control-request-headers", "content-type,dpop")
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await
+    let asks = [
+        ("access-control-request-method", "POST"),
+        ("access-control-request-headers", "content-type,dpop"),
+    ];
+    bodiless(server, http::Method::OPTIONS, Some(origin), &asks).await
 }
 
 /// The page at `origin` may read this answer: exactly the headers a browser checks.
@@ -137,6 +168,20 @@ fn assert_readable_by(reply: &Reply, origin: &str) {
         reply.header("access-control-allow-credentials").is_none(),
         "no cookies at the PAR endpoint"
     );
+}
+
+/// An OAuth error the page at `origin` may read.
+#[track_caller]
+fn assert_readable_error(reply: &Reply, status: u16, error: &str, origin: &str) {
+    reply.assert_error(status, error);
+    assert_readable_by(reply, origin);
+}
+
+/// An OAuth error the page may not read.
+#[track_caller]
+fn assert_unreadable_error(reply: &Reply, status: u16, error: &str) {
+    reply.assert_error(status, error);
+    assert_no_cors(reply);
 }
 
 /// No CORS header at all: a browser keeps the answer from the page.
@@ -191,8 +236,7 @@ async fn a_preflight_from_an_origin_no_client_registered_gets_403_without_allow_
         "null",
     ] {
         let reply = preflight(&server, origin).await;
-        reply.assert_error(403, "invalid_request");
-        assert_no_cors(&reply);
+        assert_unreadable_error(&reply, 403, "invalid_request");
         assert_eq!(reply.header("vary"), Some("Origin"));
     }
 }
@@ -201,25 +245,12 @@ async fn a_preflight_from_an_origin_no_client_registered_gets_403_without_allow_
 async fn an_options_request_that_is_not_a_preflight_stays_405_with_allow_post() {
     // PAR-02: no Origin, or no Access-Control-Request-Method, is no preflight.
     let server = server().await;
-    let plain = server
-        .send(
-            http::Request::options(server.url("/as/par"))
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await;
+    let plain = bodiless(&server, http::Method::OPTIONS, None, &[]).await;
     plain.assert_error(405, "invalid_request");
     assert_eq!(plain.header("allow"), Some("POST"));
     assert_no_cors(&plain);
 
-    let without_method = server
-        .send(
-            http::Request::options(server.url("/as/par"))
-                .header("origin", SPA_ORIGIN)
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await;
+    let without_method = bodiless(&server, http::Method::OPTIONS, Some(SPA_ORIGIN), &[]).await;
     without_method.assert_error(405, "invalid_request");
     assert_eq!(without_method.header("allow"), Some("POST"));
     // An answer before any client is known: readable by an origin some client registered.
@@ -229,7 +260,7 @@ async fn an_options_request_that_is_not_a_preflight_stays_405_with_allow_post() 
 #[tokio::test]
 async fn a_push_from_a_public_clients_redirect_uri_origin_is_readable() {
     let server = server().await;
-    let reply = push_from(&server, Some(SPA_ORIGIN), None, &spa_form("&state=s1")).await;
+    let reply = push_public(&server, SPA_ORIGIN, &spa_form("&state=s1")).await;
     let request_uri = reply.request_uri();
     assert_readable_by(&reply, SPA_ORIGIN);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
@@ -239,40 +270,31 @@ async fn a_push_from_a_public_clients_redirect_uri_origin_is_readable() {
 
 #[tokio::test]
 async fn every_error_after_authentication_is_readable_by_the_clients_origin() {
-    let clock = ManualClock::new();
-    let par = layer(&clock)
-        .store(MemoryStore::with_capacity(1))
-        .build()
-        .unwrap();
-    let server = serve(par, InnerMode::Echo).await;
+    let server = server_holding_one_request().await;
     // 400: PKCE missing for a public client.
-    let no_pkce = push_from(
+    let no_pkce = push_public(
         &server,
-        Some(SPA_ORIGIN),
-        None,
+        SPA_ORIGIN,
         &format!(
             "response_type=code&client_id=spa&redirect_uri={}",
             enc(SPA_CB)
         ),
     )
     .await;
-    no_pkce.assert_error(400, "invalid_request");
-    assert_readable_by(&no_pkce, SPA_ORIGIN);
+    assert_readable_error(&no_pkce, 400, "invalid_request", SPA_ORIGIN);
     // 400 unsupported_response_type.
-    let bad_type = push_from(
+    let bad_type = push_public(
         &server,
-        Some(SPA_ORIGIN),
-        None,
+        SPA_ORIGIN,
         &spa_form("").replace("response_type=code", "response_type=magic"),
     )
     .await;
-    bad_type.assert_error(400, "unsupported_response_type");
-    assert_readable_by(&bad_type, SPA_ORIGIN);
+    assert_readable_error(&bad_type, 400, "unsupported_response_type", SPA_ORIGIN);
     // 503 with Retry-After, which the page may read: the store holds one request.
-    push_from(&server, Some(SPA_ORIGIN), None, &spa_form(""))
+    push_public(&server, SPA_ORIGIN, &spa_form(""))
         .await
         .request_uri();
-    let full = push_from(&server, Some(SPA_ORIGIN), None, &spa_form("")).await;
+    let full = push_public(&server, SPA_ORIGIN, &spa_form("")).await;
     full.assert_error(503, "temporarily_unavailable");
     assert_eq!(full.header("retry-after"), Some("1"));
     assert_readable_by(&full, SPA_ORIGIN);
@@ -282,38 +304,23 @@ async fn every_error_after_authentication_is_readable_by_the_clients_origin() {
 async fn a_401_is_readable_by_an_origin_some_client_registered() {
     let server = server().await;
     // An unknown public client: no client is known, the origin is registered (by spa).
-    let unknown = push_from(
+    let unknown = push_public(
         &server,
-        Some(SPA_ORIGIN),
-        None,
+        SPA_ORIGIN,
         &spa_form("").replace("client_id=spa", "client_id=nobody"),
     )
     .await;
-    unknown.assert_error(401, "invalid_client");
-    assert_readable_by(&unknown, SPA_ORIGIN);
+    assert_readable_error(&unknown, 401, "invalid_client", SPA_ORIGIN);
     // A wrong Basic secret: the challenge is exposed to the page.
-    let wrong_secret = push_from(
-        &server,
-        Some(PORTAL_ORIGIN),
-        Some("portal:wrong"),
-        PORTAL_FORM,
-    )
-    .await;
+    let wrong_secret = push_as_portal(&server, PORTAL_ORIGIN, "wrong").await;
     wrong_secret.assert_error(401, "invalid_client");
     assert!(wrong_secret
         .header("www-authenticate")
         .is_some_and(|c| c.starts_with("Basic realm=")));
     assert_readable_by(&wrong_secret, PORTAL_ORIGIN);
     // From an origin no client registered: unreadable.
-    let from_evil = push_from(
-        &server,
-        Some(EVIL_ORIGIN),
-        Some("portal:wrong"),
-        PORTAL_FORM,
-    )
-    .await;
-    from_evil.assert_error(401, "invalid_client");
-    assert_no_cors(&from_evil);
+    let from_evil = push_as_portal(&server, EVIL_ORIGIN, "wrong").await;
+    assert_unreadable_error(&from_evil, 401, "invalid_client");
 }
 
 #[tokio::test]
@@ -328,62 +335,34 @@ async fn errors_before_the_client_is_known_follow_the_preflight_rule() {
     };
     // 400: not a form.
     let registered = server.send(json_body(SPA_ORIGIN)).await;
-    registered.assert_error(400, "invalid_request");
-    assert_readable_by(&registered, SPA_ORIGIN);
+    assert_readable_error(&registered, 400, "invalid_request", SPA_ORIGIN);
     let unregistered = server.send(json_body(EVIL_ORIGIN)).await;
-    unregistered.assert_error(400, "invalid_request");
-    assert_no_cors(&unregistered);
+    assert_unreadable_error(&unregistered, 400, "invalid_request");
     // 400: a duplicate parameter.
-    let duplicate = push_from(
-        &server,
-        Some(SPA_ORIGIN),
-        None,
-        &spa_form("&state=a&state=b"),
-    )
-    .await;
-    duplicate.assert_error(400, "invalid_request");
-    assert_readable_by(&duplicate, SPA_ORIGIN);
+    let duplicate = push_public(&server, SPA_ORIGIN, &spa_form("&state=a&state=b")).await;
+    assert_readable_error(&duplicate, 400, "invalid_request", SPA_ORIGIN);
     // 413: declared over the cap, answered before the body is read.
-    let too_large = server
-        .send(
-            http::Request::post(server.url("/as/par"))
-                .header("origin", SPA_ORIGIN)
-                .header("content-type", "application/x-www-form-urlencoded")
-                .header("content-length", "1048577")
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await;
-    too_large.assert_error(413, "invalid_request");
-    assert_readable_by(&too_large, SPA_ORIGIN);
+    let declared = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("content-length", "1048577"),
+    ];
+    let too_large = bodiless(&server, http::Method::POST, Some(SPA_ORIGIN), &declared).await;
+    assert_readable_error(&too_large, 413, "invalid_request", SPA_ORIGIN);
     // 405: a GET from a page.
-    let get = server
-        .send(
-            http::Request::get(server.url("/as/par"))
-                .header("origin", SPA_ORIGIN)
-                .body(Full::default())
-                .unwrap(),
-        )
-        .await;
-    get.assert_error(405, "invalid_request");
-    assert_readable_by(&get, SPA_ORIGIN);
+    let get = bodiless(&server, http::Method::GET, Some(SPA_ORIGIN), &[]).await;
+    assert_readable_error(&get, 405, "invalid_request", SPA_ORIGIN);
 }
 
 #[tokio::test]
 async fn a_push_from_an_origin_the_client_did_not_register_is_refused_and_nothing_is_stored() {
-    let clock = ManualClock::new();
-    let par = layer(&clock)
-        .store(MemoryStore::with_capacity(1))
-        .build()
-        .unwrap();
-    let server = serve(par, InnerMode::Echo).await;
+    let server = server_holding_one_request().await;
     for origin in [
         EVIL_ORIGIN,
         PORTAL_ORIGIN, // registered, but by another client
         "http://127.0.0.1:8081",
         "null",
     ] {
-        let reply = push_from(&server, Some(origin), None, &spa_form("")).await;
+        let reply = push_public(&server, origin, &spa_form("")).await;
         reply.assert_error(400, "invalid_request");
         assert!(
             reply.json()["error_description"]
@@ -409,8 +388,7 @@ async fn a_confidential_client_without_web_origins_gets_no_cors() {
         WEB_APP_FORM,
     )
     .await;
-    reply.assert_error(400, "invalid_request");
-    assert_no_cors(&reply);
+    assert_unreadable_error(&reply, 400, "invalid_request");
     // Without Origin (a server-side client) the same push is fine.
     push_from(&server, None, Some("web-app:web-app-secret"), WEB_APP_FORM)
         .await
@@ -421,53 +399,28 @@ async fn a_confidential_client_without_web_origins_gets_no_cors() {
 async fn a_confidential_client_with_web_origins_gets_cors_and_default_ports_compare_equal() {
     let server = server().await;
     // Registered as https://portal.example:443: the browser sends https://portal.example.
-    let reply = push_from(
-        &server,
-        Some(PORTAL_ORIGIN),
-        Some("portal:portal-secret"),
-        PORTAL_FORM,
-    )
-    .await;
+    let reply = push_as_portal(&server, PORTAL_ORIGIN, "portal-secret").await;
     reply.request_uri();
     assert_readable_by(&reply, PORTAL_ORIGIN);
     // The same origin written with its default port and in capitals is the same origin; the
     // answer echoes what was sent.
-    let spelled_out = push_from(
-        &server,
-        Some("HTTPS://Portal.example:443"),
-        Some("portal:portal-secret"),
-        PORTAL_FORM,
-    )
-    .await;
+    let spelled_out = push_as_portal(&server, "HTTPS://Portal.example:443", "portal-secret").await;
     spelled_out.request_uri();
     assert_readable_by(&spelled_out, "HTTPS://Portal.example:443");
     // Another port is another origin.
-    let other_port = push_from(
-        &server,
-        Some("https://portal.example:8443"),
-        Some("portal:portal-secret"),
-        PORTAL_FORM,
-    )
-    .await;
-    other_port.assert_error(400, "invalid_request");
-    assert_no_cors(&other_port);
+    let other_port = push_as_portal(&server, "https://portal.example:8443", "portal-secret").await;
+    assert_unreadable_error(&other_port, 400, "invalid_request");
 }
 
 #[tokio::test]
 async fn registered_web_origins_replace_a_public_clients_redirect_uri_origins() {
     let server = server().await;
-    let reply = push_from(&server, Some(KIOSK_ORIGIN), None, &kiosk_form()).await;
+    let reply = push_public(&server, KIOSK_ORIGIN, &kiosk_form()).await;
     reply.request_uri();
     assert_readable_by(&reply, KIOSK_ORIGIN);
-    let callback_origin = push_from(
-        &server,
-        Some("https://kiosk-callback.example"),
-        None,
-        &kiosk_form(),
-    )
-    .await;
-    callback_origin.assert_error(400, "invalid_request");
-    assert_no_cors(&callback_origin);
+    let callback_origin =
+        push_public(&server, "https://kiosk-callback.example", &kiosk_form()).await;
+    assert_unreadable_error(&callback_origin, 400, "invalid_request");
 }
 
 #[tokio::test]
@@ -555,7 +508,7 @@ async fn a_registry_that_does_not_list_web_origins_refuses_preflights_but_serves
         .await
         .assert_error(403, "invalid_request");
     // A push that needs no preflight still gets the client's own origins.
-    let reply = push_from(&server, Some(SPA_ORIGIN), None, &spa_form("")).await;
+    let reply = push_public(&server, SPA_ORIGIN, &spa_form("")).await;
     reply.request_uri();
     assert_readable_by(&reply, SPA_ORIGIN);
 }
@@ -571,16 +524,13 @@ async fn a_failing_registry_answers_the_preflight_503_and_keeps_errors_unreadabl
         .unwrap();
     let server = serve(par, InnerMode::Echo).await;
     let reply = preflight(&server, SPA_ORIGIN).await;
-    reply.assert_error(503, "temporarily_unavailable");
-    assert_no_cors(&reply);
+    assert_unreadable_error(&reply, 503, "temporarily_unavailable");
     assert_eq!(reply.header("vary"), Some("Origin"));
-    let unknown = push_from(
+    let unknown = push_public(
         &server,
-        Some(SPA_ORIGIN),
-        None,
+        SPA_ORIGIN,
         &spa_form("").replace("client_id=spa", "client_id=nobody"),
     )
     .await;
-    unknown.assert_error(401, "invalid_client");
-    assert_no_cors(&unknown);
+    assert_unreadable_error(&unknown, 401, "invalid_client");
 }
