@@ -169,18 +169,13 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
     let addr = listener
         .local_addr()
         .map_err(|err| FlagError::new(err.to_string()))?;
+    // Installed before the announcement: a SIGTERM right after it must shut down gracefully.
+    let shutdown = server::shutdown_signal();
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     Ok(
-        match server::serve(
-            listener,
-            service,
-            common.serve_config(),
-            server::shutdown_signal(),
-        )
-        .await
-        {
+        match server::serve(listener, service, common.serve_config(), shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("par_server: {err}");

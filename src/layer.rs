@@ -461,7 +461,8 @@ impl ParLayerBuilder {
 
     /// Serves discovery metadata at `/.well-known/oauth-authorization-server` and
     /// `/.well-known/openid-configuration`: `document` (the host's own members) merged with the
-    /// layer's PAR members (see [`ParLayer::metadata`]).
+    /// layer's PAR members (see [`ParLayer::metadata`]). The documents are public:
+    /// `Access-Control-Allow-Origin: *`.
     pub fn serve_metadata(mut self, document: serde_json::Value) -> Self {
         self.metadata = Some(document);
         self

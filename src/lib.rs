@@ -14,6 +14,11 @@
 //!   exists (a [`PushedAuthorizationRequest`] extension tells it, if it wants to);
 //! * passes every other request straight through.
 //!
+//! Browser-based clients (single-page apps) push cross-origin: the layer answers CORS at the PAR
+//! endpoint per client, from the origins each client registered
+//! ([`Client::web_origins`]; a public client's redirect URIs' origins by default), and serves its
+//! discovery documents to any origin.
+//!
 //! A handle works once, only for the client that pushed it, only within its lifetime. See
 //! [`Consumption`] for consuming at completion instead of at the first hit.
 //!
@@ -87,6 +92,7 @@ mod body;
 pub mod client;
 mod clock;
 mod completion;
+mod cors;
 mod error;
 mod future;
 #[cfg(feature = "jwt")]
@@ -107,7 +113,7 @@ pub use self::{
     body::{RequestBody, ResponseBody},
     client::{
         AuthMethod, Client, ClientBuilder, ClientRegistry, RegistryError, RegistryFuture,
-        StaticClients,
+        StaticClients, WebOriginFuture,
     },
     clock::{Clock, ManualClock, SystemClock},
     error::{ConfigError, ErrorResponder, OAuthError},

@@ -20,6 +20,10 @@ impl ParLayer {
     /// `token_endpoint_auth_methods_supported` (RFC 9126 §2: it governs PAR too),
     /// `code_challenge_methods_supported`, and with the `jwt` feature the signing algorithms.
     ///
+    /// Serve the document with `Access-Control-Allow-Origin: *`, as the layer does with
+    /// [`serve_metadata`](crate::ParLayerBuilder::serve_metadata): a browser-based client
+    /// discovers the server from its own origin.
+    ///
     /// ```
     /// use tower_par::{ParLayer, StaticClients};
     ///
@@ -103,11 +107,14 @@ pub(crate) fn render(config: &Config, document: Value) -> Result<Bytes, ConfigEr
         .map_err(|e| invalid(e.to_string()))
 }
 
+/// The served document; public, so readable from any origin (a browser-based client discovers
+/// the server from its own origin).
 pub(crate) fn response(document: &Bytes) -> http::Response<Bytes> {
     let mut response = http::Response::new(document.clone());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
+    crate::cors::allow_any_origin(response.headers_mut());
     response
 }

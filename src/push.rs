@@ -12,6 +12,7 @@ use http_body::Body;
 
 use crate::{
     client::{authenticate, Client},
+    cors::{self, RequestOrigin},
     error::{no_store, OAuthError},
     layer::{Config, PkceRequirement},
     params::{self, FormError, Pair},
@@ -42,16 +43,41 @@ pub(crate) fn method_not_allowed() -> OAuthError {
     OAuthError::method_not_allowed("POST", "the PAR endpoint accepts POST only")
 }
 
-/// Handles a POST to the PAR endpoint; every outcome is a response.
-pub(crate) async fn push<B>(config: &Config, req: Request<B>) -> Response<Bytes>
+/// Answers every request to the PAR endpoint. A browser's request (one with `Origin`) gets its
+/// CORS answer from [`cors`]: the preflight, and the headers on whatever the endpoint answered.
+pub(crate) async fn respond<B>(config: &Config, req: Request<B>) -> Response<Bytes>
 where
     B: Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
 {
-    debug_assert_eq!(req.method(), Method::POST);
+    let Some(origin) = RequestOrigin::of(req.headers()) else {
+        return answer(config, req, None).await.0;
+    };
+    if cors::is_preflight(&req) {
+        return cors::preflight(config, &origin).await;
+    }
+    let (mut response, client) = answer(config, req, Some(&origin)).await;
+    cors::allow_answer(config, &origin, client.as_deref(), &mut response).await;
+    response
+}
+
+/// The endpoint's answer, with the client when it had authenticated.
+async fn answer<B>(
+    config: &Config,
+    req: Request<B>,
+    origin: Option<&RequestOrigin>,
+) -> (Response<Bytes>, Option<Arc<Client>>)
+where
+    B: Body<Data = Bytes> + Send,
+    B::Error: Into<BoxError>,
+{
     let (parts, body) = req.into_parts();
-    match accept(config, &parts, body).await {
-        Ok(response) => response,
+    if parts.method != Method::POST {
+        let err = read_request::refuse(config, &parts.headers, body, method_not_allowed()).await;
+        return (err.to_response(), None);
+    }
+    match accept(config, &parts, origin, body).await {
+        Ok((response, client)) => (response, Some(client)),
         Err((err, client)) => {
             tracing::info!(
                 client_id = client.as_deref().map(Client::client_id),
@@ -59,15 +85,20 @@ where
                 reason = err.description(),
                 "pushed authorization request rejected"
             );
-            err.to_response()
+            (err.to_response(), client)
         }
     }
 }
 
-/// A refusal, with the client when it had authenticated (for the log).
+/// A refusal, with the client when it had authenticated (for the log and CORS).
 type Rejection = (OAuthError, Option<Arc<Client>>);
 
-async fn accept<B>(config: &Config, parts: &Parts, body: B) -> Result<Response<Bytes>, Rejection>
+async fn accept<B>(
+    config: &Config,
+    parts: &Parts,
+    origin: Option<&RequestOrigin>,
+    body: B,
+) -> Result<(Response<Bytes>, Arc<Client>), Rejection>
 where
     B: Body<Data = Bytes> + Send,
     B::Error: Into<BoxError>,
@@ -92,8 +123,13 @@ where
     let client = authenticate(config, &parts.headers, &pairs)
         .await
         .map_err(unauthenticated)?;
+    if let Some(origin) = origin {
+        if let Err(err) = cors::admit(config, origin, &client) {
+            return Err((err, Some(client)));
+        }
+    }
     match store_request(config, parts, &client, pairs).await {
-        Ok(response) => Ok(response),
+        Ok(response) => Ok((response, client)),
         Err(err) => Err((err, Some(client))),
     }
 }

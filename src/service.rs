@@ -138,12 +138,13 @@ impl<S> ParService<S> {
         ResBody: Send + 'static,
         E: Send + 'static,
     {
-        if req.method() != Method::POST {
+        // A browser's OPTIONS (with `Origin`) may be a CORS preflight: `push::respond` decides.
+        if req.method() != Method::POST && !req.headers().contains_key(http::header::ORIGIN) {
             return self.refuse(req, push::method_not_allowed(), |_, err| err.to_response());
         }
         let config = Arc::clone(&self.config);
         ResponseFuture::boxed(Box::pin(async move {
-            Ok(push::push(&config, req).await.map(ResponseBody::own))
+            Ok(push::respond(&config, req).await.map(ResponseBody::own))
         }))
     }
 }

@@ -145,8 +145,9 @@ async fn discovery_documents_describe_the_par_endpoint() {
         "/.well-known/oauth-authorization-server",
         "/.well-known/openid-configuration",
     ] {
-        let (status, _, body) = get(format!("{}{path}", node.base)).await;
+        let (status, headers, body) = get(format!("{}{path}", node.base)).await;
         assert_eq!(status, 200, "{path}");
+        assert_eq!(headers["access-control-allow-origin"], "*", "issue 15");
         let doc: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(doc["issuer"], "https://as.example.test");
         assert_eq!(
@@ -166,6 +167,32 @@ async fn discovery_documents_describe_the_par_endpoint() {
             assert!(doc[member].is_array(), "{member}");
         }
     }
+}
+
+#[tokio::test]
+async fn browser_based_clients_get_cors_from_the_layer_without_a_flag() {
+    // Issue 15: the demo `spa` client (public) registered http://127.0.0.1:8080/callback.
+    let node = Node::start(&par_server_binary(), &[]);
+    let preflight = |origin: &'static str| {
+        http::Request::options(format!("{}/as/par", node.base))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "dpop")
+            .body(Full::default())
+            .unwrap()
+    };
+    let (status, headers, _) = send(preflight("http://127.0.0.1:8080")).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        headers["access-control-allow-origin"],
+        "http://127.0.0.1:8080"
+    );
+    let (status, headers, _) = send(preflight("https://client.example.org")).await;
+    assert_eq!(
+        status, 403,
+        "web-app is confidential and registered no web origin"
+    );
+    assert!(headers.get("access-control-allow-origin").is_none());
 }
 
 #[tokio::test]

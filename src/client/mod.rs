@@ -26,6 +26,10 @@ use crate::error::ConfigError;
 pub type RegistryFuture<'a> =
     Pin<Box<dyn Future<Output = Result<Option<Arc<Client>>, RegistryError>> + Send + 'a>>;
 
+/// The boxed future of [`ClientRegistry::is_web_origin`] (see its example).
+pub type WebOriginFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<bool, RegistryError>> + Send + 'a>>;
+
 /// Looks clients up by `client_id`. Plug in your own to serve clients from a database or an
 /// existing framework; [`StaticClients`] serves a fixed set.
 ///
@@ -67,6 +71,48 @@ pub trait ClientRegistry: Send + Sync + 'static {
     fn any_client_requires_par(&self) -> bool {
         true
     }
+
+    /// Whether any client registered `origin` as a web origin ([`Client::web_origins`]).
+    /// `origin` is an ASCII serialisation (RFC 6454 §6.2) as browsers send it: lower-case
+    /// `scheme://host`, a port only when it is not the scheme's default.
+    ///
+    /// Asked before the client is known: for a CORS preflight at the PAR endpoint (the browser
+    /// sends it before a push with a `DPoP` or `Authorization` header, and caches the answer for
+    /// two hours), and for an error answered to a browser before the client authenticated. The
+    /// push itself uses the origins of the client it already looked up.
+    ///
+    /// The default, `false`, refuses every preflight: browser-based clients of a registry that
+    /// does not answer it can push only without `DPoP` and `Authorization` headers. A
+    /// database-backed registry pays one query per preflight (an index on the origin column), or
+    /// keeps the set of all web origins in memory and refreshes it when clients change.
+    /// [`StaticClients`] answers from its table. A registry error answers the preflight with
+    /// `503 temporarily_unavailable`.
+    ///
+    /// ```
+    /// use std::{collections::HashSet, sync::Arc};
+    /// use tower_par::client::{Client, ClientRegistry, RegistryFuture, WebOriginFuture};
+    ///
+    /// struct Registry {
+    ///     clients: Vec<Arc<Client>>,
+    ///     web_origins: HashSet<String>,
+    /// }
+    ///
+    /// impl ClientRegistry for Registry {
+    ///     fn client<'a>(&'a self, client_id: &'a str) -> RegistryFuture<'a> {
+    ///         let found = self.clients.iter().find(|c| c.client_id() == client_id).cloned();
+    ///         Box::pin(async move { Ok(found) })
+    ///     }
+    ///
+    ///     fn is_web_origin<'a>(&'a self, origin: &'a str) -> WebOriginFuture<'a> {
+    ///         let registered = self.web_origins.contains(origin);
+    ///         Box::pin(async move { Ok(registered) })
+    ///     }
+    /// }
+    /// ```
+    fn is_web_origin<'a>(&'a self, origin: &'a str) -> WebOriginFuture<'a> {
+        let _ = origin;
+        Box::pin(std::future::ready(Ok(false)))
+    }
 }
 
 impl<T: ClientRegistry + ?Sized> ClientRegistry for Arc<T> {
@@ -76,6 +122,10 @@ impl<T: ClientRegistry + ?Sized> ClientRegistry for Arc<T> {
 
     fn any_client_requires_par(&self) -> bool {
         (**self).any_client_requires_par()
+    }
+
+    fn is_web_origin<'a>(&'a self, origin: &'a str) -> WebOriginFuture<'a> {
+        (**self).is_web_origin(origin)
     }
 }
 
@@ -231,6 +281,7 @@ pub struct Client {
     secrets: Box<[ClientSecret]>,
     auth_method: AuthMethod,
     redirect_uris: Vec<String>,
+    web_origins: Vec<String>,
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
@@ -248,6 +299,7 @@ impl Client {
             secret_digests: Vec::new(),
             auth_method: AuthMethod::ClientSecretBasic,
             redirect_uris: Vec::new(),
+            web_origins: None,
             grant_types: Vec::new(),
             require_par: false,
             par_lifetime: None,
@@ -273,6 +325,35 @@ impl Client {
     #[must_use]
     pub fn redirect_uris(&self) -> &[String] {
         &self.redirect_uris
+    }
+
+    /// The origins whose pages may push as this client and read the answers (CORS), as ASCII
+    /// serialisations (`https://spa.example`, lower case, no default port): the registered
+    /// `web_origins`, or for a public client without them the origins of its http(s) redirect
+    /// URIs. Empty for a confidential client without `web_origins`.
+    #[must_use]
+    pub fn web_origins(&self) -> &[String] {
+        &self.web_origins
+    }
+
+    /// Whether `origin` is one of [`web_origins`](Self::web_origins) (exact match, so pass the
+    /// ASCII serialisation a browser sends in `Origin`).
+    ///
+    /// ```
+    /// use tower_par::client::{AuthMethod, Client};
+    ///
+    /// let spa = Client::builder("spa")
+    ///     .auth_method(AuthMethod::None)
+    ///     .redirect_uri("https://spa.example/callback")
+    ///     .grant_type("authorization_code")
+    ///     .build()
+    ///     .unwrap();
+    /// assert!(spa.has_web_origin("https://spa.example"));
+    /// assert!(!spa.has_web_origin("https://evil.example"));
+    /// ```
+    #[must_use]
+    pub fn has_web_origin(&self, origin: &str) -> bool {
+        self.web_origins.iter().any(|o| o == origin)
     }
 
     /// The registered grant types.
@@ -359,6 +440,7 @@ pub struct ClientBuilder {
     secret_digests: Vec<String>,
     auth_method: AuthMethod,
     redirect_uris: Vec<String>,
+    web_origins: Option<Vec<String>>,
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
@@ -375,6 +457,7 @@ impl fmt::Debug for ClientBuilder {
             .field("secret_digests", &self.secret_digests.len())
             .field("auth_method", &self.auth_method)
             .field("redirect_uris", &self.redirect_uris)
+            .field("web_origins", &self.web_origins)
             .finish_non_exhaustive()
     }
 }
@@ -426,6 +509,63 @@ impl ClientBuilder {
         self
     }
 
+    /// Adds an origin whose pages may push as this client and read the answers (CORS):
+    /// `scheme://host[:port]`, no path, not `*`; `build` checks it. Once a client has web
+    /// origins, only those count: a public client no longer gets its redirect URIs' origins.
+    ///
+    /// ```
+    /// use tower_par::client::{AuthMethod, Client};
+    ///
+    /// let client = Client::builder("web-app")
+    ///     .secret("web-app-secret")
+    ///     .redirect_uri("https://app.example/cb")
+    ///     .grant_type("authorization_code")
+    ///     .web_origin("https://App.example:443")
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(client.web_origins(), ["https://app.example"]);
+    ///
+    /// let err = Client::builder("spa")
+    ///     .auth_method(AuthMethod::None)
+    ///     .web_origin("https://spa.example/")
+    ///     .build()
+    ///     .unwrap_err();
+    /// assert!(err.to_string().contains("no path"), "{err}");
+    /// ```
+    pub fn web_origin(mut self, origin: impl Into<String>) -> Self {
+        self.web_origins
+            .get_or_insert_with(Vec::new)
+            .push(origin.into());
+        self
+    }
+
+    /// Sets the client's web origins (see [`web_origin`](Self::web_origin)), replacing any
+    /// added before. An empty list turns CORS off for the client, a public one included.
+    ///
+    /// ```
+    /// use tower_par::client::{AuthMethod, Client};
+    ///
+    /// let public = |origins: Vec<&str>| {
+    ///     Client::builder("spa")
+    ///         .auth_method(AuthMethod::None)
+    ///         .redirect_uri("https://spa.example/callback")
+    ///         .grant_type("authorization_code")
+    ///         .web_origins(origins)
+    ///         .build()
+    ///         .unwrap()
+    /// };
+    /// assert_eq!(public(vec!["https://app.spa.example"]).web_origins(), ["https://app.spa.example"]);
+    /// assert!(public(vec![]).web_origins().is_empty());
+    /// ```
+    pub fn web_origins<I>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.web_origins = Some(origins.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// Adds a grant type (`authorization_code`, `implicit`, `client_credentials`, …).
     pub fn grant_type(mut self, grant_type: impl Into<String>) -> Self {
         self.grant_types.push(grant_type.into());
@@ -459,7 +599,8 @@ impl ClientBuilder {
 
     /// Checks the registration: a secret-based method needs a secret (or, except for
     /// `client_secret_jwt`, a secret digest), `none` must not have one, the lifetime is 1–600
-    /// whole seconds, JWT methods need the `jwt` feature (and keys for `private_key_jwt`).
+    /// whole seconds, web origins are origins, JWT methods need the `jwt` feature (and keys for
+    /// `private_key_jwt`).
     pub fn build(self) -> Result<Client, ConfigError> {
         let invalid = |message: String| ConfigError::Client {
             client_id: self.client_id.clone(),
@@ -505,6 +646,7 @@ impl ClientBuilder {
                 )));
             }
         }
+        let web_origins = self.checked_web_origins().map_err(invalid)?;
         #[cfg(not(feature = "jwt"))]
         if matches!(
             self.auth_method,
@@ -532,6 +674,7 @@ impl ClientBuilder {
             client_id: self.client_id,
             auth_method: self.auth_method,
             redirect_uris: self.redirect_uris,
+            web_origins,
             grant_types: self.grant_types,
             require_par: self.require_par,
             par_lifetime: self.par_lifetime,
@@ -539,6 +682,35 @@ impl ClientBuilder {
             #[cfg(feature = "jwt")]
             keys,
         })
+    }
+
+    /// The registered web origins in their ASCII serialisation, without repeats; for a public
+    /// client without them, its http(s) redirect URIs' origins (node-oidc-provider's
+    /// recommended `clientBasedCORS`). A confidential client gets CORS only when it asks.
+    fn checked_web_origins(&self) -> Result<Vec<String>, String> {
+        let mut origins: Vec<String> = Vec::new();
+        let mut add = |origin: String| {
+            if !origins.contains(&origin) {
+                origins.push(origin);
+            }
+        };
+        match &self.web_origins {
+            Some(registered) => {
+                for origin in registered {
+                    let canonical = crate::cors::canonical_origin(origin)
+                        .map_err(|why| format!("web_origins: {origin} is not an origin: {why}"))?;
+                    add(canonical.into_owned());
+                }
+            }
+            None if !self.auth_method.is_confidential() => {
+                self.redirect_uris
+                    .iter()
+                    .filter_map(|uri| crate::cors::url_origin(uri))
+                    .for_each(add);
+            }
+            None => {}
+        }
+        Ok(origins)
     }
 }
 
@@ -607,6 +779,99 @@ mod tests {
         let err = basic(Client::builder("c").secret("a").secret("")).unwrap_err();
         assert!(err.to_string().contains("must not be empty"), "{err}");
     }
+
+    fn public(builder: ClientBuilder) -> Result<Client, ConfigError> {
+        builder
+            .auth_method(AuthMethod::None)
+            .grant_type("authorization_code")
+            .build()
+    }
+
+    #[test]
+    fn a_public_client_without_web_origins_gets_its_redirect_uris_origins() {
+        let spa = public(
+            Client::builder("spa")
+                .redirect_uri("https://SPA.example/callback")
+                .redirect_uri("https://spa.example:443/silent?x=1")
+                .redirect_uri("http://127.0.0.1:8080/cb")
+                .redirect_uri("com.example.app:/oauth2redirect"),
+        )
+        .unwrap();
+        assert_eq!(
+            spa.web_origins(),
+            ["https://spa.example", "http://127.0.0.1:8080"],
+            "one origin each, ASCII-serialised; a custom scheme has none"
+        );
+        assert!(spa.has_web_origin("http://127.0.0.1:8080"));
+        assert!(!spa.has_web_origin("http://127.0.0.1:8081"));
+    }
+
+    #[test]
+    fn a_confidential_client_gets_web_origins_only_when_it_registers_them() {
+        let web = basic(Client::builder("web").secret("s").redirect_uri(WEB_CB)).unwrap();
+        assert!(web.web_origins().is_empty());
+        let with_origin = basic(
+            Client::builder("web")
+                .secret("s")
+                .redirect_uri(WEB_CB)
+                .web_origin("https://App.example:443")
+                .web_origin("https://app.example"),
+        )
+        .unwrap();
+        assert_eq!(with_origin.web_origins(), ["https://app.example"]);
+    }
+
+    #[test]
+    fn registered_web_origins_replace_the_redirect_uris_origins() {
+        let explicit = public(
+            Client::builder("spa")
+                .redirect_uri("https://spa.example/cb")
+                .web_origins(["https://other.example:8443"]),
+        )
+        .unwrap();
+        assert_eq!(explicit.web_origins(), ["https://other.example:8443"]);
+        let none = public(
+            Client::builder("spa")
+                .redirect_uri("https://spa.example/cb")
+                .web_origins(Vec::<String>::new()),
+        )
+        .unwrap();
+        assert!(
+            none.web_origins().is_empty(),
+            "an empty list turns CORS off"
+        );
+        let replaced = public(
+            Client::builder("spa")
+                .web_origin("https://a.example")
+                .web_origins(["https://b.example"]),
+        )
+        .unwrap();
+        assert_eq!(replaced.web_origins(), ["https://b.example"]);
+    }
+
+    #[test]
+    fn a_malformed_web_origin_is_refused_naming_the_client_and_the_origin() {
+        for (origin, reason) in [
+            ("https://spa.example/", "no path"),
+            ("https://spa.example?x", "no query"),
+            ("*", "`*`"),
+            ("https://me@spa.example", "user information"),
+            ("https://spa.example#top", "fragment"),
+            ("null", "scheme://host"),
+        ] {
+            let err = public(Client::builder("spa").web_origin(origin))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.starts_with("client `spa`: web_origins: ")
+                    && err.contains(origin)
+                    && err.contains(reason),
+                "{origin}: {err}"
+            );
+        }
+    }
+
+    const WEB_CB: &str = "https://client.example.org/cb";
 
     #[test]
     fn the_builder_debug_output_hides_secrets() {

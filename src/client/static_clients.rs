@@ -1,8 +1,13 @@
-use std::{collections::HashMap, path::Path, sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    path::Path,
+    sync::Arc,
+    time::Duration,
+};
 
 use serde::Deserialize;
 
-use super::{AuthMethod, Client, ClientRegistry, RegistryFuture};
+use super::{AuthMethod, Client, ClientRegistry, RegistryFuture, WebOriginFuture};
 use crate::error::ConfigError;
 
 /// A fixed set of clients, typically read from a JSON file:
@@ -15,9 +20,13 @@ use crate::error::ConfigError;
 ///     "redirect_uris": ["https://client.example.org/cb"],
 ///     "grant_types": ["authorization_code"],
 ///     "require_par": false,
-///     "par_lifetime_secs": 60
+///     "par_lifetime_secs": 60,
+///     "web_origins": ["https://client.example.org"]
 /// }]}
 /// ```
+///
+/// `web_origins` lists the origins whose pages may push as the client and read the answers
+/// (CORS); a public client without it gets its redirect URIs' origins, a confidential one none.
 ///
 /// `auth_method` is one of `client_secret_basic`, `client_secret_post`, `none`, and with the
 /// `jwt` feature `client_secret_jwt` and `private_key_jwt` (which add `jwks` and
@@ -31,7 +40,8 @@ use crate::error::ConfigError;
 /// itself.
 ///
 /// Loading refuses unknown fields, duplicate ids, a lifetime outside 1–600 s, a secret-based
-/// method without a secret, and a malformed digest, naming the client.
+/// method without a secret, a malformed digest, and a web origin that is not an origin (a path,
+/// a query, `*`, user information, a fragment), naming the client.
 ///
 /// ```
 /// use tower_par::StaticClients;
@@ -50,6 +60,7 @@ use crate::error::ConfigError;
 pub struct StaticClients {
     clients: Arc<HashMap<String, Arc<Client>>>,
     any_requires_par: bool,
+    web_origins: Arc<HashSet<String>>,
 }
 
 #[derive(Deserialize)]
@@ -71,6 +82,8 @@ struct ClientEntry {
     auth_method: AuthMethod,
     #[serde(default)]
     redirect_uris: Vec<String>,
+    #[serde(default)]
+    web_origins: Option<Vec<String>>,
     #[serde(default)]
     grant_types: Vec<String>,
     #[serde(default)]
@@ -138,6 +151,9 @@ impl StaticClients {
             for uri in entry.redirect_uris {
                 builder = builder.redirect_uri(uri);
             }
+            if let Some(origins) = entry.web_origins {
+                builder = builder.web_origins(origins);
+            }
             for grant in entry.grant_types {
                 builder = builder.grant_type(grant);
             }
@@ -175,6 +191,11 @@ impl StaticClients {
         }
         Ok(Self {
             any_requires_par: map.values().any(|client| client.require_par()),
+            web_origins: Arc::new(
+                map.values()
+                    .flat_map(|client| client.web_origins().iter().cloned())
+                    .collect(),
+            ),
             clients: Arc::new(map),
         })
     }
@@ -199,6 +220,10 @@ impl ClientRegistry for StaticClients {
 
     fn any_client_requires_par(&self) -> bool {
         self.any_requires_par
+    }
+
+    fn is_web_origin<'a>(&'a self, origin: &'a str) -> WebOriginFuture<'a> {
+        Box::pin(std::future::ready(Ok(self.web_origins.contains(origin))))
     }
 }
 
@@ -352,6 +377,58 @@ mod tests {
         assert!(
             Arc::new(one_requires).any_client_requires_par(),
             "Arc forwards the hint"
+        );
+    }
+
+    #[test]
+    fn web_origins_load_and_answer_the_registry_question() {
+        let clients = StaticClients::from_json_str(
+            r#"{"clients":[
+                {"client_id":"spa","auth_method":"none","redirect_uris":["http://127.0.0.1:8080/cb"]},
+                {"client_id":"web","auth_method":"client_secret_basic","client_secret":"s",
+                 "redirect_uris":["https://web.example/cb"],"web_origins":["https://WEB.example:443"]},
+                {"client_id":"quiet","auth_method":"client_secret_basic","client_secret":"s",
+                 "redirect_uris":["https://quiet.example/cb"]}
+            ]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            clients.get("web").unwrap().web_origins(),
+            ["https://web.example"]
+        );
+        let registered = |origin: &'static str| {
+            let clients = clients.clone();
+            async move { clients.is_web_origin(origin).await.unwrap() }
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            assert!(
+                registered("http://127.0.0.1:8080").await,
+                "a public client's redirect URI"
+            );
+            assert!(
+                registered("https://web.example").await,
+                "registered explicitly"
+            );
+            assert!(
+                !registered("https://quiet.example").await,
+                "confidential, none registered"
+            );
+            assert!(
+                !registered("https://WEB.example").await,
+                "compared as ASCII-serialised"
+            );
+        });
+        let err = load(
+            r#"{"client_id":"x","auth_method":"none","web_origins":["https://x.example/app"]}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("client `x`") && err.contains("no path"),
+            "{err}"
         );
     }
 
