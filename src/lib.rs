@@ -59,8 +59,10 @@ mod jwt;
 mod layer;
 mod metadata;
 mod params;
+mod payload;
 mod push;
 mod service;
+mod shares;
 pub mod store;
 
 pub use self::{

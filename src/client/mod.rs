@@ -210,6 +210,8 @@ pub struct Client {
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
+    par_max_outstanding: Option<u64>,
+    par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jwt::ClientKeys>,
@@ -226,6 +228,8 @@ impl Client {
             grant_types: Vec::new(),
             require_par: false,
             par_lifetime: None,
+            par_max_outstanding: None,
+            par_max_outstanding_bytes: None,
             require_signed_request_object: false,
             #[cfg(feature = "jwt")]
             jwks: None,
@@ -274,6 +278,22 @@ impl Client {
         self.par_lifetime
     }
 
+    /// The most pushed requests this client may hold in the store at once, if it has its own
+    /// limit (otherwise the layer's [`client_share`](crate::ParLayerBuilder::client_share) of
+    /// the store's entries applies).
+    #[must_use]
+    pub const fn par_max_outstanding(&self) -> Option<u64> {
+        self.par_max_outstanding
+    }
+
+    /// The most bytes of pushed requests ([`Record::weight`](crate::store::Record::weight)s) this
+    /// client may hold in the store at once, if it has its own limit (otherwise the layer's
+    /// [`client_share`](crate::ParLayerBuilder::client_share) of the store's bytes applies).
+    #[must_use]
+    pub const fn par_max_outstanding_bytes(&self) -> Option<u64> {
+        self.par_max_outstanding_bytes
+    }
+
     /// Whether the client must push signed request objects (RFC 9101 §10.5).
     #[must_use]
     pub const fn require_signed_request_object(&self) -> bool {
@@ -315,6 +335,8 @@ pub struct ClientBuilder {
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
+    par_max_outstanding: Option<u64>,
+    par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
     #[cfg(feature = "jwt")]
     jwks: Option<serde_json::Value>,
@@ -354,6 +376,26 @@ impl ClientBuilder {
     /// The client's `request_uri` lifetime; must be whole seconds in 1–600.
     pub const fn par_lifetime(mut self, lifetime: Duration) -> Self {
         self.par_lifetime = Some(lifetime);
+        self
+    }
+
+    /// The most pushed requests this client may hold in the store at once (at least 1), in
+    /// place of the layer's default share (half of the store's entries). The client's bytes stay
+    /// within the default share unless [`ClientBuilder::par_max_outstanding_bytes`] is set too. A
+    /// public client also stays within the public clients' combined share.
+    ///
+    /// Above half of the store, this client can crowd the others out: raise it only for a
+    /// client that is trusted to hold that much.
+    pub const fn par_max_outstanding(mut self, max: u64) -> Self {
+        self.par_max_outstanding = Some(max);
+        self
+    }
+
+    /// The most bytes ([`Record::weight`](crate::store::Record::weight)s) of pushed requests this
+    /// client may hold in the store at once (at least 1), in place of the layer's default share
+    /// (half of the store's bytes).
+    pub const fn par_max_outstanding_bytes(mut self, max: u64) -> Self {
+        self.par_max_outstanding_bytes = Some(max);
         self
     }
 
@@ -400,6 +442,14 @@ impl ClientBuilder {
                 )));
             }
         }
+        for (member, max) in [
+            ("par_max_outstanding", self.par_max_outstanding),
+            ("par_max_outstanding_bytes", self.par_max_outstanding_bytes),
+        ] {
+            if max == Some(0) {
+                return Err(invalid(format!("{member} must be at least 1")));
+            }
+        }
         #[cfg(not(feature = "jwt"))]
         if matches!(
             self.auth_method,
@@ -430,6 +480,8 @@ impl ClientBuilder {
             grant_types: self.grant_types,
             require_par: self.require_par,
             par_lifetime: self.par_lifetime,
+            par_max_outstanding: self.par_max_outstanding,
+            par_max_outstanding_bytes: self.par_max_outstanding_bytes,
             require_signed_request_object: self.require_signed_request_object,
             #[cfg(feature = "jwt")]
             keys,
