@@ -8,8 +8,9 @@
 //! Flags: `--listen ADDR` (default 127.0.0.1:3000), `--clients PATH` (default: the bundled demo
 //! clients), `--issuer URL` (default `http://<listen address>`), `--inner redirect|echo|login`
 //! (default redirect), `--lifetime SECS` (default 60), `--capacity N` (default 1000000),
-//! `--store memory|redis://HOST:PORT/` (default memory), `--consume strict|completion`
-//! (default strict), `--require-par` (every client must push).
+//! `--max-stored-bytes N` (default 268435456, 256 MiB), `--store memory|redis://HOST:PORT/`
+//! (default memory), `--consume strict|completion` (default strict), `--require-par` (every
+//! client must push).
 
 use std::{net::SocketAddr, process::ExitCode, time::Duration};
 
@@ -24,7 +25,10 @@ use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use http_body_util::BodyExt as _;
 use serde_json::{json, Value};
 use tower::{make::Shared, Layer as _, ServiceExt};
-use tower_par::{Consumption, MemoryStore, ParLayer, PushedAuthorizationRequest, StaticClients};
+use tower_par::{
+    store::{StoreLimits, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_STORED_BYTES},
+    Consumption, MemoryStore, ParLayer, PushedAuthorizationRequest, StaticClients,
+};
 
 const DEMO_CLIENTS: &str = include_str!("clients.json");
 
@@ -43,13 +47,15 @@ struct Options {
     inner: Inner,
     lifetime: u64,
     capacity: u64,
+    max_stored_bytes: u64,
     store: String,
     consume: Consumption,
     require_par: bool,
 }
 
 const USAGE: &str = "usage: par_server [--listen ADDR] [--clients PATH] [--issuer URL] [--inner redirect|echo|login] \
-[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par]";
+[--lifetime SECS] [--capacity N] [--max-stored-bytes N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] \
+[--require-par]";
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
     let mut options = Options {
@@ -58,7 +64,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         issuer: None,
         inner: Inner::Redirect,
         lifetime: 60,
-        capacity: 1_000_000,
+        capacity: DEFAULT_MAX_ENTRIES,
+        max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
         store: "memory".into(),
         consume: Consumption::Strict,
         require_par: false,
@@ -71,13 +78,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
         if flag == "--help" || flag == "-h" {
             return Err(USAGE.into());
         }
-        const WITH_VALUE: [&str; 8] = [
+        const WITH_VALUE: [&str; 9] = [
             "--listen",
             "--clients",
             "--issuer",
             "--inner",
             "--lifetime",
             "--capacity",
+            "--max-stored-bytes",
             "--store",
             "--consume",
         ];
@@ -113,6 +121,13 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Options, String>
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| bad("not a positive number"))?;
+            }
+            "--max-stored-bytes" => {
+                options.max_stored_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("not a positive number of bytes"))?;
             }
             "--store" => {
                 if value != "memory"
@@ -203,9 +218,10 @@ async fn run(options: Options) -> ExitCode {
             "request_uri_parameter_supported": true,
             "require_request_uri_registration": false,
         }));
+    let limits = StoreLimits::new(options.capacity, options.max_stored_bytes);
     let builder = match options.store.as_str() {
-        "memory" => builder.store(MemoryStore::with_capacity(options.capacity)),
-        url => match redis_store(url, &issuer, options.capacity).await {
+        "memory" => builder.store(MemoryStore::with_limits(limits)),
+        url => match redis_store(url, &issuer, limits).await {
             Ok(builder_with) => builder_with(builder),
             Err(message) => {
                 eprintln!("par_server: {message}");
@@ -236,11 +252,12 @@ async fn run(options: Options) -> ExitCode {
     let service =
         ServiceExt::<Request>::map_response(par.layer(router), IntoResponse::into_response);
 
+    let shutdown = shutdown_signal();
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     match axum::serve(listener, Shared::new(service))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await
     {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,10 +271,11 @@ async fn run(options: Options) -> ExitCode {
 type BuilderFn = Box<dyn FnOnce(tower_par::ParLayerBuilder) -> tower_par::ParLayerBuilder>;
 
 #[cfg(feature = "redis")]
-async fn redis_store(url: &str, issuer: &str, capacity: u64) -> Result<BuilderFn, String> {
+async fn redis_store(url: &str, issuer: &str, limits: StoreLimits) -> Result<BuilderFn, String> {
     let config = tower_par::store::RedisStoreConfig::new(url)
         .prefix(format!("tower-par:{issuer}"))
-        .max_entries(capacity);
+        .max_entries(limits.max_entries())
+        .max_stored_bytes(limits.max_bytes());
     let store = tower_par::store::RedisStore::connect(config)
         .await
         .map_err(|e| format!("redis store {url}: {e}"))?;
@@ -265,19 +283,24 @@ async fn redis_store(url: &str, issuer: &str, capacity: u64) -> Result<BuilderFn
 }
 
 #[cfg(not(feature = "redis"))]
-async fn redis_store(url: &str, _issuer: &str, _capacity: u64) -> Result<BuilderFn, String> {
+async fn redis_store(url: &str, _issuer: &str, _limits: StoreLimits) -> Result<BuilderFn, String> {
     Err(format!(
         "--store {url}: this build has no Redis support (feature `redis`)"
     ))
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM. The SIGTERM handler is installed when this is called, not when
+/// the future is first polled: a SIGTERM right after `listening on` must shut down gracefully
+/// rather than kill the process.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     let interrupt = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    let sigterm = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    #[cfg(unix)]
+    let terminate = async move {
+        match sigterm {
             Ok(mut signal) => {
                 signal.recv().await;
             }
@@ -286,9 +309,11 @@ async fn shutdown_signal() {
     };
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
+    async move {
+        tokio::select! {
+            () = interrupt => {},
+            () = terminate => {},
+        }
     }
 }
 

@@ -65,11 +65,13 @@ fn bad_flags_and_bad_clients_files_exit_with_code_2() {
         r#"{"clients":[{"client_id":"x","auth_method":"client_secret_post"}]}"#,
     )
     .unwrap();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["--bogus"],
         &["--listen"],
         &["--listen", "not-an-address"],
         &["--inner", "teapot"],
+        &["--max-stored-bytes", "0"],
+        &["--max-stored-bytes", "lots"],
         &["--clients", "/nonexistent/clients.json"],
         &["--clients", bad_clients.to_str().unwrap()],
     ];
