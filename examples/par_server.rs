@@ -476,8 +476,14 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// RFC 3986 unreserved bytes as they are, everything else `%XX` (space as `%20`).
 fn urlencode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut out = String::with_capacity(value.len());
+    out.extend(percent_encoding::utf8_percent_encode(value, UNRESERVED));
+    out
 }

@@ -440,14 +440,17 @@ where
 /// `client_id` and the pushed pairs in the canonical encoding (`params::append_pair`), or `None`
 /// when that is longer than `limit` bytes (measured first, so nothing is built in vain).
 fn canonical_query(client_id: &str, pairs: &[(&str, &str)], limit: usize) -> Option<String> {
-    let len = "client_id=".len()
-        + params::encoded_len(client_id)
-        + pairs
-            .iter()
-            .map(|(name, value)| 2 + params::encoded_len(name) + params::encoded_len(value))
-            .sum::<usize>();
-    if len > limit {
+    // Encoding never shrinks: a request whose raw bytes pass the limit needs no closer look.
+    let raw: usize = pairs.iter().map(|(n, v)| 2 + n.len() + v.len()).sum();
+    if raw > limit {
         return None;
+    }
+    let mut len = "client_id=".len() + params::encoded_len(client_id);
+    for (name, value) in pairs {
+        len += 2 + params::encoded_len(name) + params::encoded_len(value);
+        if len > limit {
+            return None;
+        }
     }
     let mut out = String::with_capacity(len);
     params::append_pair(&mut out, "client_id", client_id);

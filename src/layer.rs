@@ -15,7 +15,7 @@ use crate::{
 };
 
 /// How often a push tries a fresh handle when a partitioned store (see
-/// [`StoreLimits::partitions`]) refuses it: a refusal in one partition may not hold in another.
+/// [`StoreLimits::partitions`]) is full: a full partition may not be a full store.
 const MAX_PUT_ATTEMPTS: u32 = 3;
 
 /// Whether public clients, every client, or no client must use PKCE (RFC 7636) with `response_type=code`.

@@ -244,9 +244,10 @@ fn fresh_handle() -> Result<[u8; 32], getrandom::Error> {
 /// Stores `record` under a fresh handle, charged to the client's share (and the public
 /// clients' share), and returns the handle.
 ///
-/// A partitioned store decides a put within the partition of its key, so a refusal there may not
-/// hold under another key: the push then tries a fresh handle, at most `config.put_attempts`
-/// times in all.
+/// A partitioned store decides a put within the partition of its key, so a full partition may
+/// not mean a full store: the push then tries a fresh handle, at most `config.put_attempts` times
+/// in all. A share's refusal is not retried: the client is at (or within a few percent of) its
+/// share, and a flooding client must not make each refused push cost the store several puts.
 async fn store_under_fresh_handle(
     config: &Config,
     client: &Client,
@@ -264,7 +265,7 @@ async fn store_under_fresh_handle(
         attempts_left -= 1;
         match config.store.put(key, record.clone(), charge, now).await {
             Ok(()) => return Ok(handle),
-            Err(StoreError::Full | StoreError::ShareExhausted) if attempts_left > 0 => {}
+            Err(StoreError::Full) if attempts_left > 0 => {}
             Err(err) => return Err(store_error(&err, client)),
         }
     }

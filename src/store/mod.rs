@@ -39,8 +39,8 @@
 //! that back when the record leaves: taken, completed, expired (by the `now` of a later call), or
 //! replaced. A store may split its limits into [`StoreLimits::partitions`] independent parts
 //! decided by the key (the Redis store shards them so that no script crosses a Redis Cluster
-//! slot); a put refused in one part may then fit under another key, and the layer retries a
-//! refused push under a fresh handle a bounded number of times.
+//! slot); a put refused as [`StoreError::Full`] in one part may then fit under another key, and
+//! the layer retries such a push under a fresh handle a bounded number of times.
 //!
 //! Keys are [`StoreKey`]s: SHA-256 digests of the issuer, the client and the handle. A store never
 //! sees a live `request_uri` or a secret, and a key derived for one client can never address a

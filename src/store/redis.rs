@@ -420,11 +420,11 @@ fn redact_userinfo(url: &str) -> String {
 /// 64 dead members of `live` first, so counts never depend on anyone coming back.
 ///
 /// The price of never crossing a slot: a limit is reached in one shard before the others. The
-/// store reports N as [`StoreLimits::partitions`], and the layer retries a refused push under a
-/// fresh handle (another shard) up to 3 times. With the defaults (16 shards; 62,500 entries and
-/// 16 MiB each) random handles fill the shards evenly and this costs little; a share smaller
-/// than N entries, or a single record heavier than `1/N` of a share's bytes, cannot be reached
-/// in full. The default shard count falls with the limits so that every shard keeps at least
+/// store reports N as [`StoreLimits::partitions`], and the layer tries a push that meets a full
+/// shard under a fresh handle (another shard), 3 times in all; a share's refusal is final. With
+/// the defaults (16 shards; 62,500 entries and 16 MiB each) random handles fill the shards
+/// evenly, so a share is refused within a few percent of its limit; a share smaller than N
+/// entries, or a single record heavier than `1/N` of a share's bytes, cannot be reached in full. The default shard count falls with the limits so that every shard keeps at least
 /// 1,024 entries and 8 MiB, and small stores (tests, a single tenant) use one shard: exact.
 ///
 /// Redis' own memory for the records is their weights plus allocator rounding: jemalloc's size
