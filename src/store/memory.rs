@@ -677,6 +677,7 @@ impl ParStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Share;
 
     fn t0() -> SystemTime {
         // Whole milliseconds, so that `t0 + n ms` is exactly what the records store.
@@ -696,7 +697,7 @@ mod tests {
     }
 
     fn unlimited() -> Charge {
-        Charge::new(super::super::Share::unlimited(bucket("client")))
+        Charge::new(Share::unlimited(bucket("client")))
     }
 
     const MIN: Duration = Duration::from_secs(60);
@@ -722,6 +723,81 @@ mod tests {
         assert_eq!(count(&store), 0);
         store.cache.run_pending_tasks();
         assert_eq!(store.cache.entry_count(), 0);
+    }
+
+    /// The books (store-wide and per bucket, entries and bytes) return to zero, and buckets
+    /// leave the map, whichever way the values leave: take, complete, a dead record replaced
+    /// under its key, a dead remembered id renewed. (Sweeps: `entries_dead_by_the_injected_clock…`.)
+    #[tokio::test]
+    async fn books_return_to_zero_whichever_way_values_leave() {
+        let store = MemoryStore::with_limits(StoreLimits::new(4, 1 << 20));
+        let now = t0();
+        let group = Share::new(bucket("public"), 3, 1 << 20);
+        let spa = Charge::new(Share::new(bucket("spa"), 3, 1 << 20)).with_group(group);
+        let web = Charge::new(Share::new(bucket("web"), 3, 1 << 20));
+        let record = |payload: &'static str| Record::new(now + MIN, payload);
+        store.put(key(0), record("a"), spa, now).await.unwrap();
+        store.put(key(1), record("bb"), spa, now).await.unwrap();
+        store.put(key(2), record("ccc"), web, now).await.unwrap();
+        assert!(store.remember(key(3), now + MIN, now).await.unwrap());
+        let books = |store: &MemoryStore| {
+            let ledger = store.shared.ledger();
+            let usage = |name: &str| ledger.buckets.get(&bucket(name)).copied();
+            (ledger.total, usage("spa"), usage("public"), usage("web"))
+        };
+        let w = RECORD_OVERHEAD_BYTES;
+        let used = |entries, bytes| Some(Usage { entries, bytes });
+        assert_eq!(
+            books(&store),
+            (
+                Usage {
+                    entries: 4,
+                    bytes: 6 + 4 * w
+                },
+                used(2, 3 + 2 * w),
+                used(2, 3 + 2 * w),
+                used(1, 3 + w)
+            )
+        );
+
+        assert!(store.take(key(0), now).await.unwrap().is_some());
+        assert!(store.open(key(1), now, MIN).await.unwrap().is_some());
+        assert_eq!(books(&store).1, used(1, 2 + w), "opening keeps the charge");
+        assert!(store.complete(key(1), now).await.unwrap());
+        assert_eq!(books(&store).1, None, "an empty bucket leaves the map");
+        assert_eq!(books(&store).2, None);
+
+        // key(2) and the remembered id are dead a minute later: a put or a remember under the
+        // same key replaces them, and they give their charge back.
+        let later = now + MIN;
+        store
+            .put(key(2), Record::new(later + MIN, "dddd"), web, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            books(&store).3,
+            used(1, 4 + w),
+            "the replacement, charged once"
+        );
+        assert!(store.remember(key(3), later + MIN, later).await.unwrap());
+        assert_eq!(
+            books(&store).0,
+            Usage {
+                entries: 2,
+                bytes: 4 + 2 * w
+            }
+        );
+        assert!(store.take(key(2), later).await.unwrap().is_some());
+        let (total, ..) = books(&store);
+        assert_eq!(
+            total,
+            Usage {
+                entries: 1,
+                bytes: w
+            },
+            "the remembered id"
+        );
+        assert!(store.shared.ledger().buckets.is_empty());
     }
 
     #[tokio::test]
