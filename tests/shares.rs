@@ -24,7 +24,7 @@ const CLIENT_SHARE: usize = 8;
 const PUBLIC_SHARE: usize = 4;
 const ROOMY_BYTES: u64 = 4 << 20;
 
-/// Three confidential clients and two public ones.
+/// Three confidential clients and two public ones; `limited-app` has limits of its own.
 fn clients() -> StaticClients {
     let confidential = |id: &str| {
         format!(
@@ -38,8 +38,12 @@ fn clients() -> StaticClients {
                 "grant_types":["authorization_code"]}}"#
         )
     };
+    let limited = confidential("limited-app").replace(
+        r#""auth_method""#,
+        r#""par_max_outstanding":2,"par_max_outstanding_bytes":3000,"auth_method""#,
+    );
     StaticClients::from_json_str(&format!(
-        r#"{{"clients":[{},{},{},{},{}]}}"#,
+        r#"{{"clients":[{},{},{},{},{},{limited}]}}"#,
         confidential("web-app"),
         confidential("other-app"),
         confidential("third-app"),
@@ -232,6 +236,27 @@ async fn shares_count_bytes(store: impl ParStore) {
     redeem_all_once(&server, &issued).await;
 }
 
+/// A client's own limits (clients file `par_max_outstanding`, `par_max_outstanding_bytes`)
+/// replace the default share: 2 entries, 3,000 bytes.
+async fn a_client_s_own_limits_replace_the_default_share(store: impl ParStore) {
+    let server = server(store).await;
+    let (mut issued, refused) = issued_and_refused(flood(&server, &["limited-app"], 10).await);
+    assert_eq!(issued.len(), 2, "par_max_outstanding: 2");
+    assert_eq!(refused, 8);
+    redeem_all_once(&server, &issued).await;
+    issued.clear();
+    // 2,000 bytes of state weigh more than half of 3,000 with the record overhead: one fits.
+    let state = format!("&state={}", "s".repeat(2_000));
+    issued.push((
+        "limited-app",
+        push(&server, "limited-app", &state).await.request_uri(),
+    ));
+    push(&server, "limited-app", &state)
+        .await
+        .assert_error(429, "temporarily_unavailable");
+    redeem_all_once(&server, &issued).await;
+}
+
 const BYTES_LIMITS: StoreLimits = StoreLimits::new(1_000, 64 * 1024);
 
 mod memory {
@@ -269,6 +294,11 @@ mod memory {
     #[tokio::test]
     async fn shares_count_bytes() {
         super::shares_count_bytes(store(BYTES_LIMITS)).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_s_own_limits_replace_the_default_share() {
+        super::a_client_s_own_limits_replace_the_default_share(sixteen()).await;
     }
 }
 
@@ -322,5 +352,11 @@ mod redis {
     async fn shares_count_bytes() {
         let (_redis, store) = store(BYTES_LIMITS).await;
         super::shares_count_bytes(store).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_client_s_own_limits_replace_the_default_share() {
+        let (_redis, store) = sixteen().await;
+        super::a_client_s_own_limits_replace_the_default_share(store).await;
     }
 }
