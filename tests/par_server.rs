@@ -247,8 +247,9 @@ fn sigterm_shuts_down_gracefully() {
 /// within its share, meets the full store: `503`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget() {
-    use big_pushes::{flood, redeem_each_once, rss_bytes, Pusher, BODY};
-    const BUDGET: u64 = 256 << 20;
+    use big_pushes::{
+        fill_with_confidential_clients, flood, redeem_each_once, rss_bytes, Pusher, BUDGET, WEIGHT,
+    };
     /// Beyond the stored weights: the in-flight bodies of the pushing connections, the
     /// allocator's arenas that keep freed transient buffers, the runtime and the binary's pages.
     const OVERHEAD: u64 = 64 << 20;
@@ -257,36 +258,23 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget() {
     let before = rss_bytes(pid);
 
     let started = std::time::Instant::now();
-    let spa = flood(&node.base, Pusher::Spa, 1_000, 4, &[429]).await;
-    let weight = BODY as u64 + 600;
-    let public_share = BUDGET / 4 / weight;
+    let mut outcome = flood(&node.base, Pusher::Spa, 1_000, 4, &[429]).await;
     assert_eq!(
-        spa.issued.len() as u64,
-        public_share,
+        outcome.issued.len() as u64,
+        BUDGET / 4 / WEIGHT,
         "the public clients' share of 64 MiB: {:?}",
-        spa.statuses
+        outcome.statuses
     );
     let after_spa = rss_bytes(pid);
-
-    let mut outcome = spa;
-    let web = flood(&node.base, Pusher::WebApp, 160, 4, &[429]).await;
+    let web = fill_with_confidential_clients(&node.base, &mut outcome, 160, 4, &[503]).await;
     assert_eq!(
-        web.issued.len() as u64,
-        BUDGET / 2 / weight,
-        "{:?}",
-        web.statuses
+        web as u64,
+        BUDGET / 2 / WEIGHT,
+        "web-app's share of 128 MiB"
     );
-    outcome.extend(web);
-    let post = flood(&node.base, Pusher::PostApp, 100, 4, &[503]).await;
-    assert!(
-        post.count(503) > 0,
-        "the store must fill: {:?}",
-        post.statuses
-    );
-    outcome.extend(post);
     let stored = outcome.issued.len() as u64;
     assert!(
-        stored * weight > BUDGET - 2 * weight,
+        stored * WEIGHT > BUDGET - 2 * WEIGHT,
         "{stored} records fill the budget"
     );
     let full = rss_bytes(pid);

@@ -207,8 +207,9 @@ async fn used_memory(redis: &RedisServer) -> u64 {
 /// of 1.25 × the budget plus 16 MiB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget_on_redis() {
-    use big_pushes::{flood, redeem_each_once, Pusher, BODY};
-    const BUDGET: u64 = 256 << 20;
+    use big_pushes::{
+        fill_with_confidential_clients, flood, redeem_each_once, Pusher, BUDGET, WEIGHT,
+    };
     const OVERHEAD: u64 = 16 << 20;
     let redis = RedisServer::start();
     let url = redis.url();
@@ -217,29 +218,18 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget_on_redis() {
 
     let started = std::time::Instant::now();
     let mut outcome = flood(&node.base, Pusher::Spa, 1_000, 2, &[429]).await;
-    let weight = BODY as u64 + 600;
     let spa = outcome.issued.len() as u64;
     assert!(
-        spa > 0 && spa <= BUDGET / 4 / weight,
+        spa > 0 && spa <= BUDGET / 4 / WEIGHT,
         "within the public clients' share of 64 MiB: {:?}",
         outcome.statuses
     );
-    let web = flood(&node.base, Pusher::WebApp, 200, 2, &[429]).await;
+    let web = fill_with_confidential_clients(&node.base, &mut outcome, 200, 2, &[429, 503]).await;
     assert!(
-        web.issued.len() as u64 <= BUDGET / 2 / weight,
-        "{:?}",
-        web.statuses
+        web as u64 <= BUDGET / 2 / WEIGHT,
+        "web-app's share of 128 MiB"
     );
-    outcome.extend(web);
-    let post = flood(&node.base, Pusher::PostApp, 100, 2, &[429, 503]).await;
-    assert!(
-        post.count(503) > 0,
-        "the store must fill: {:?}",
-        post.statuses
-    );
-    outcome.extend(post);
     let stored = outcome.issued.len() as u64;
-    assert!(stored * weight <= BUDGET, "{stored} records");
     let full = used_memory(&redis).await;
     eprintln!(
         "1 MiB floods on Redis: {:?} in {:?}; {stored} stored; used_memory {} MiB -> {} MiB \

@@ -259,9 +259,7 @@ impl Ledger {
                 return Err(StoreError::ShareExhausted);
             }
         }
-        let fits = self.total.entries < limits.max_entries()
-            && self.total.bytes.saturating_add(weight) <= limits.max_bytes();
-        if fits {
+        if limits.admits(self.total.entries, self.total.bytes, weight) {
             Ok(())
         } else {
             Err(StoreError::Full)

@@ -284,6 +284,8 @@ pub const RECORD_OVERHEAD_BYTES: u64 = 512;
 /// assert_eq!(limits.max_bytes(), 256 * 1024 * 1024);
 /// assert_eq!(limits.partitions(), 1);
 /// assert_eq!(StoreLimits::new(10, 4096).with_partitions(0).partitions(), 1);
+/// assert!(StoreLimits::new(10, 4096).admits(9, 0, 4096));
+/// assert!(!StoreLimits::new(10, 4096).admits(10, 0, 1));
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StoreLimits {
@@ -328,6 +330,17 @@ impl StoreLimits {
     pub const fn partitions(&self) -> u32 {
         self.partitions
     }
+
+    /// Whether a value of `weight` bytes fits next to `entries` entries of `bytes` bytes.
+    #[must_use]
+    pub const fn admits(&self, entries: u64, bytes: u64, weight: u64) -> bool {
+        fits(entries, bytes, weight, self.max_entries, self.max_bytes)
+    }
+}
+
+/// One more entry of `weight` bytes next to `entries` of `bytes`, within both maximums.
+const fn fits(entries: u64, bytes: u64, weight: u64, max_entries: u64, max_bytes: u64) -> bool {
+    entries < max_entries && bytes.saturating_add(weight) <= max_bytes
 }
 
 impl Default for StoreLimits {
@@ -397,7 +410,7 @@ impl Share {
     /// Whether a record of `weight` bytes fits next to `entries` records of `bytes` bytes.
     #[must_use]
     pub const fn admits(&self, entries: u64, bytes: u64, weight: u64) -> bool {
-        entries < self.max_entries && bytes.saturating_add(weight) <= self.max_bytes
+        fits(entries, bytes, weight, self.max_entries, self.max_bytes)
     }
 }
 

@@ -151,6 +151,40 @@ pub async fn flood(
     outcome
 }
 
+/// The default byte budget of `par_server`.
+pub const BUDGET: u64 = 256 << 20;
+/// What one push weighs in the store, rounded up: the body, less nothing, plus the overhead.
+pub const WEIGHT: u64 = BODY as u64 + 600;
+
+/// After a flood by `spa` (`outcome`): `web-app` pushes `web_pushes` times (refused past its
+/// share, `429`), then `post-app` 100 times until the store is full (`503`, or also `429` where
+/// `post_refusals` allows a share's refusal). Returns how many `web-app` stored; `outcome` gets
+/// everything.
+pub async fn fill_with_confidential_clients(
+    base: &str,
+    outcome: &mut Outcome,
+    web_pushes: usize,
+    parallel: usize,
+    post_refusals: &[u16],
+) -> usize {
+    let web = flood(base, Pusher::WebApp, web_pushes, parallel, &[429]).await;
+    let web_stored = web.issued.len();
+    outcome.extend(web);
+    let post = flood(base, Pusher::PostApp, 100, parallel, post_refusals).await;
+    assert!(
+        post.count(503) > 0,
+        "the store must fill: {:?}",
+        post.statuses
+    );
+    outcome.extend(post);
+    assert!(
+        outcome.issued.len() as u64 * WEIGHT <= BUDGET,
+        "{} records within the budget",
+        outcome.issued.len()
+    );
+    web_stored
+}
+
 /// Redeems a handle and returns the status of the answer. The answer is a `303` whose
 /// `Location` carries the 1 MiB state (3 MiB escaped), so only the status line is read, on a
 /// raw connection (hyper's client refuses heads that large).
