@@ -438,26 +438,22 @@ where
 }
 
 /// `client_id` and the pushed pairs in the canonical encoding (`params::append_pair`), or `None`
-/// when that is longer than `limit` bytes (measured first, so nothing is built in vain).
+/// when that is longer than `limit` bytes.
 fn canonical_query(client_id: &str, pairs: &[(&str, &str)], limit: usize) -> Option<String> {
-    // Encoding never shrinks: a request whose raw bytes pass the limit needs no closer look.
+    // Encoding never shrinks: a request whose raw bytes pass the limit is not even started.
     let raw: usize = pairs.iter().map(|(n, v)| 2 + n.len() + v.len()).sum();
     if raw > limit {
         return None;
     }
-    let mut len = "client_id=".len() + params::encoded_len(client_id);
-    for (name, value) in pairs {
-        len += 2 + params::encoded_len(name) + params::encoded_len(value);
-        if len > limit {
-            return None;
-        }
-    }
-    let mut out = String::with_capacity(len);
+    // Most of a request is unreserved characters; an eighth more covers typical escapes.
+    let mut out = String::with_capacity("client_id=".len() + client_id.len() + raw + raw / 8);
     params::append_pair(&mut out, "client_id", client_id);
     for (name, value) in pairs {
         params::append_pair(&mut out, name, value);
+        if out.len() > limit {
+            return None;
+        }
     }
-    debug_assert_eq!(out.len(), len);
     Some(out)
 }
 
@@ -569,6 +565,19 @@ mod tests {
         );
         assert_eq!(parse_handle(&good.replace("urn:ietf", "urn:other")), None);
         assert_eq!(parse_handle(&format!("{good}A")), None);
+    }
+
+    #[test]
+    fn the_canonical_query_is_written_whole_or_not_at_all() {
+        let pairs = [("scope", "openid profile"), ("state", "!")];
+        let query = "client_id=c%201&scope=openid%20profile&state=%21";
+        assert_eq!(
+            canonical_query("c 1", &pairs, query.len()).as_deref(),
+            Some(query)
+        );
+        assert_eq!(canonical_query("c 1", &pairs, query.len() - 1), None);
+        let long = "!".repeat(100);
+        assert_eq!(canonical_query("c", &[("s", long.as_str())], 150), None);
     }
 
     #[test]

@@ -20,6 +20,8 @@
 //! replace the per-client default, each for its own dimension; a public client stays within the
 //! public clients' share whatever its own limits.
 
+use std::sync::Arc;
+
 use crate::{
     client::Client,
     store::{Charge, Share, StoreKey, StoreLimits},
@@ -62,8 +64,10 @@ impl Shares {
     }
 
     /// What a push by `client` is charged to.
-    pub(crate) fn charge(&self, issuer: &str, client: &Client) -> Charge {
-        let bucket = StoreKey::derive_tagged(SHARE_TAG, issuer, client.client_id(), b"client");
+    pub(crate) fn charge(&self, issuer: &Arc<str>, client: &Client) -> Charge {
+        let bucket = client.share_bucket(issuer, || {
+            StoreKey::derive_tagged(SHARE_TAG, issuer, client.client_id(), b"client")
+        });
         let own = Share::new(
             bucket,
             client.par_max_outstanding().unwrap_or(self.client_entries),
@@ -113,29 +117,44 @@ mod tests {
             DEFAULT_CLIENT_SHARE,
             DEFAULT_PUBLIC_CLIENTS_SHARE,
         );
-        let web = shares.charge("https://as", &client("web", AuthMethod::ClientSecretBasic));
+        let issuer: Arc<str> = "https://as".into();
+        let web = shares.charge(&issuer, &client("web", AuthMethod::ClientSecretBasic));
         assert_eq!(
             (web.owner().max_entries(), web.owner().max_bytes()),
             (500, 2_048)
         );
         assert!(web.group().is_none(), "confidential clients have no group");
-        let spa = shares.charge("https://as", &client("spa", AuthMethod::None));
+        let spa = shares.charge(&issuer, &client("spa", AuthMethod::None));
         let group = spa.group().expect("public clients share a group");
         assert_eq!((group.max_entries(), group.max_bytes()), (250, 1_024));
-        let other = shares.charge("https://as", &client("other-spa", AuthMethod::None));
+        let other = shares.charge(&issuer, &client("other-spa", AuthMethod::None));
         assert_eq!(
             other.group(),
             spa.group(),
             "one group for all public clients"
         );
         assert_ne!(other.owner().bucket(), spa.owner().bucket());
-        assert_ne!(
-            spa.owner().bucket(),
-            shares
-                .charge("https://other-issuer", &client("spa", AuthMethod::None))
-                .owner()
-                .bucket(),
-            "buckets are per issuer"
+        let spa_client = client("spa", AuthMethod::None);
+        let here = *shares.charge(&issuer, &spa_client).owner().bucket();
+        assert_eq!(
+            here,
+            *spa.owner().bucket(),
+            "the same client, the same bucket"
+        );
+        assert_eq!(
+            here,
+            *shares.charge(&issuer, &spa_client).owner().bucket(),
+            "cached on the client object"
+        );
+        let elsewhere = *shares
+            .charge(&"https://other-issuer".into(), &spa_client)
+            .owner()
+            .bucket();
+        assert_ne!(here, elsewhere, "buckets are per issuer, cache or not");
+        assert_eq!(
+            here,
+            *shares.charge(&issuer, &spa_client).owner().bucket(),
+            "the first issuer's bucket stays cached"
         );
     }
 
@@ -149,7 +168,7 @@ mod tests {
             .par_max_outstanding(3)
             .build()
             .unwrap();
-        let owner = *shares.charge("https://as", &limited).owner();
+        let owner = *shares.charge(&"https://as".into(), &limited).owner();
         assert_eq!((owner.max_entries(), owner.max_bytes()), (3, 2_048));
     }
 

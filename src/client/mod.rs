@@ -15,7 +15,13 @@ pub(crate) use self::signed::{
 };
 pub use self::static_clients::StaticClients;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -215,6 +221,8 @@ pub struct Client {
     require_signed_request_object: bool,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jwt::ClientKeys>,
+    /// The digest naming this client's share of the store, with the issuer it was derived for.
+    share_bucket: OnceLock<(Arc<str>, crate::store::StoreKey)>,
 }
 
 impl Client {
@@ -308,6 +316,26 @@ impl Client {
 
     pub(crate) const fn secret(&self) -> Option<&ClientSecret> {
         self.secret.as_ref()
+    }
+
+    /// The digest naming this client's share of the store under `issuer`: `derive`d once per
+    /// client object and issuer, because a SHA-256 per push was a tenth of the push's
+    /// instructions (benches/layer.rs).
+    pub(crate) fn share_bucket(
+        &self,
+        issuer: &Arc<str>,
+        derive: impl FnOnce() -> crate::store::StoreKey,
+    ) -> crate::store::StoreKey {
+        if let Some((derived_for, bucket)) = self.share_bucket.get() {
+            if Arc::ptr_eq(derived_for, issuer) || **derived_for == **issuer {
+                return *bucket;
+            }
+            // Another issuer (one client object in two layers): derive, and keep the first.
+            return derive();
+        }
+        let bucket = derive();
+        let _ = self.share_bucket.set((Arc::clone(issuer), bucket));
+        bucket
     }
 
     #[cfg(feature = "jwt")]
@@ -485,6 +513,7 @@ impl ClientBuilder {
             require_signed_request_object: self.require_signed_request_object,
             #[cfg(feature = "jwt")]
             keys,
+            share_bucket: OnceLock::new(),
         })
     }
 }
