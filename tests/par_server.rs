@@ -279,9 +279,10 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget() {
     );
     let full = rss_bytes(pid);
     eprintln!(
-        "1 MiB floods: {:?} in {:?}; {stored} stored; RSS {} MiB -> {} MiB after spa -> {} MiB full \
+        "1 MiB floods: {:?} ({} sent again after 503 store unavailable) in {:?}; {stored} stored; RSS {} MiB -> {} MiB after spa -> {} MiB full \
          (growth {} MiB, budget 256 MiB + overhead {} MiB)",
         outcome.statuses,
+        outcome.retried,
         started.elapsed(),
         before >> 20,
         after_spa >> 20,

@@ -232,9 +232,10 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget_on_redis() {
     let stored = outcome.issued.len() as u64;
     let full = used_memory(&redis).await;
     eprintln!(
-        "1 MiB floods on Redis: {:?} in {:?}; {stored} stored; used_memory {} MiB -> {} MiB \
+        "1 MiB floods on Redis: {:?} ({} sent again after 503 store unavailable) in {:?}; {stored} stored; used_memory {} MiB -> {} MiB \
          (growth {} MiB, bound 1.25 x 256 MiB + {} MiB)",
         outcome.statuses,
+        outcome.retried,
         started.elapsed(),
         before >> 20,
         full >> 20,

@@ -70,6 +70,20 @@ impl Pusher {
 pub struct Outcome {
     pub issued: Vec<(&'static str, String)>,
     pub statuses: BTreeMap<u16, usize>,
+    /// Pushes sent again after `503` "store unavailable" (a store that did not answer in time).
+    pub retried: usize,
+}
+
+/// How often a flood worker may send a push again after the store did not answer in time.
+const MAX_RETRIES: usize = 5;
+const RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// `503` because the store did not answer (its operation timed out), not because it is full.
+fn is_store_unavailable(status: u16, json: &Value) -> bool {
+    status == 503
+        && json["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("store is unavailable"))
 }
 
 impl Outcome {
@@ -79,6 +93,7 @@ impl Outcome {
 
     pub fn extend(&mut self, other: Self) {
         self.issued.extend(other.issued);
+        self.retried += other.retried;
         for (status, n) in other.statuses {
             *self.statuses.entry(status).or_default() += n;
         }
@@ -105,7 +120,8 @@ pub async fn flood(
         let share = n / parallel + usize::from(worker < n % parallel);
         tasks.push(tokio::spawn(async move {
             let mut outcome = Outcome::default();
-            for _ in 0..share {
+            let mut pushes = 0;
+            while pushes < share {
                 let mut request = http::Request::post(&*url)
                     .header("content-type", "application/x-www-form-urlencoded");
                 if let Some(basic) = pusher.basic() {
@@ -118,9 +134,17 @@ pub async fn flood(
                 let (parts, body) = response.into_parts();
                 let body = body.collect().await.expect("body").to_bytes();
                 let status = parts.status.as_u16();
-                *outcome.statuses.entry(status).or_default() += 1;
                 let json: Value = serde_json::from_slice(&body)
                     .unwrap_or_else(|e| panic!("{status}: not JSON ({e}): {body:?}"));
+                if is_store_unavailable(status, &json) && outcome.retried < MAX_RETRIES {
+                    // A store that did not answer in time (a loaded machine): the client does
+                    // what Retry-After says. The budgets are not what refused it.
+                    outcome.retried += 1;
+                    tokio::time::sleep(RETRY_AFTER).await;
+                    continue;
+                }
+                pushes += 1;
+                *outcome.statuses.entry(status).or_default() += 1;
                 if status == 201 {
                     let uri = json["request_uri"].as_str().expect("request_uri");
                     outcome.issued.push((pusher.client_id(), uri.to_owned()));
@@ -233,9 +257,17 @@ pub async fn redeem_each_once(base: &str, issued: &[(&'static str, String)], par
                     let Some((client_id, uri)) = queue.lock().unwrap().pop() else {
                         break;
                     };
+                    let mut status = redeem_status(&base, client_id, &uri).await;
+                    for _ in 0..MAX_RETRIES {
+                        if status != 503 {
+                            break;
+                        }
+                        // The store did not answer in time; Retry-After says when to ask again.
+                        tokio::time::sleep(RETRY_AFTER).await;
+                        status = redeem_status(&base, client_id, &uri).await;
+                    }
                     assert_eq!(
-                        redeem_status(&base, client_id, &uri).await,
-                        303,
+                        status, 303,
                         "a handle that got 201 must redeem ({client_id})"
                     );
                 }
