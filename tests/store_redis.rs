@@ -502,6 +502,32 @@ async fn bad_configuration_is_reported_at_connect() {
     }
 }
 
+/// The shard count is part of every key's name: chosen from the limits unless set, within 1-1024;
+/// a prefix must not contain the braces of a Redis Cluster hash tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_and_prefixes_are_checked() {
+    let url = "redis://127.0.0.1:1/";
+    let lazy = |config: RedisStoreConfig| RedisStore::connect_lazy(config);
+    let partitions = |config| lazy(config).expect("valid").limits().partitions();
+    assert_eq!(partitions(RedisStoreConfig::new(url)), 16);
+    assert_eq!(partitions(RedisStoreConfig::new(url).max_entries(3)), 1);
+    assert_eq!(
+        partitions(RedisStoreConfig::new(url).max_stored_bytes(64 << 20)),
+        8
+    );
+    assert_eq!(partitions(RedisStoreConfig::new(url).shards(4)), 4);
+    for bad in [
+        RedisStoreConfig::new(url).shards(0),
+        RedisStoreConfig::new(url).shards(1025),
+        RedisStoreConfig::new(url).prefix("tower-par:{tenant}"),
+    ] {
+        assert!(
+            matches!(lazy(bad), Err(StoreError::Unavailable(_))),
+            "refused at creation"
+        );
+    }
+}
+
 /// `rediss://` with a private CA (feature `redis-tls`); an untrusted server is refused.
 #[cfg(feature = "redis-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

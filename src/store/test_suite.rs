@@ -380,7 +380,7 @@ pub async fn check_reports_its_limits<S: ParStore>(store: S, asked: StoreLimits)
     );
 }
 
-/// Heavy records ([`HEAVY_PAYLOAD`] bytes) under a byte budget of three of them plus one empty
+/// Heavy records (1,000-byte payloads) under a byte budget of three of them plus one empty
 /// record ([`BYTE_BUDGET_LIMITS`]): the fourth heavy one is refused with [`StoreError::Full`]
 /// although entries are to spare, an empty record still fits, replay memory weighs
 /// [`RECORD_OVERHEAD_BYTES`] too, and a take gives the bytes back.
