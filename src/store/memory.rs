@@ -31,14 +31,19 @@
 //!
 //! The books are kept by moka's own hooks rather than by the code around the calls, so that they
 //! stay exact when a caller's future is dropped half-way (hyper drops the service future when a
-//! client disconnects): the [`Expiry`] callbacks, which moka calls synchronously right after it
-//! has stored a value, add its charge; the eviction listener, which moka calls for every value
-//! leaving the cache (taken, completed, replaced, expired), subtracts it; the admission guard
-//! gives its reservation back when the operation ends, however it ends. Counting replacements on
-//! both sides also covers a case moka reports oddly: an entry its timers expired but had not yet
-//! evicted is invisible to `and_compute_with` (seen as absent) yet reported as `Replaced` when
-//! overwritten. One mutex guards the books: an admission checks and reserves up to three
-//! counters (store, owner, group) as one step, and the lock is never held while calling moka.
+//! client disconnects) and are never counted twice: an admission reserves the new value's charge
+//! and notes its key; the [`Expiry`] callbacks, which moka calls synchronously right after it has
+//! stored a value, turn that reservation into the value's charge (or, for a value stored without
+//! one, an opened record, add its charge); the eviction listener, which moka calls for every value
+//! leaving the cache (taken, completed, replaced, expired), subtracts its charge; the admission
+//! guard gives its reservation back when the operation ends without storing, however it ends.
+//! Counting replacements on both sides also covers a case moka reports oddly: an entry its timers
+//! expired but had not yet evicted is invisible to `and_compute_with` (seen as absent) yet
+//! reported as `Replaced` when overwritten. One mutex guards the books: an admission checks and
+//! reserves up to three counters (store, owner, group) as one step, and the lock is never held
+//! while calling moka. Only opening a record counts it twice for an instant (its new state is
+//! charged before its old one is given back), which can refuse a concurrent put at a limit but
+//! never admit one past it.
 //!
 //! When an admission is refused, the store first lets moka evict what its timers expired
 //! (`run_pending_tasks`; moka's timer wheel evicts on its next tick, about a second after the
@@ -59,7 +64,7 @@
 //! early.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fmt,
     hash::{BuildHasherDefault, Hasher},
     sync::{
@@ -220,6 +225,10 @@ impl Usage {
 struct Ledger {
     total: Usage,
     buckets: HashMap<StoreKey, Usage, BuildHasherDefault<DigestHasher>>,
+    /// Keys with an admission in flight: its reservation becomes the charge of the value moka
+    /// stores under the key, or is given back if none is stored. (moka runs the operations on
+    /// one key one at a time, so a key has at most one.)
+    admitted: HashSet<StoreKey, BuildHasherDefault<DigestHasher>>,
 }
 
 impl Ledger {
@@ -283,19 +292,22 @@ impl Shared {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves room for one new value charged as `charged`, against every limit of `charge`
-    /// and the store's.
+    /// Reserves room for one new value under `key` charged as `charged`, against every limit
+    /// of `charge` and the store's.
     fn admit(
         self: &Arc<Self>,
+        key: StoreKey,
         charged: Charged,
         charge: Option<&Charge>,
     ) -> Result<Admission, StoreError> {
         let mut ledger = self.ledger();
         ledger.check(&self.limits, charged.weight, charge)?;
         ledger.add(&charged);
+        ledger.admitted.insert(key);
         drop(ledger);
         Ok(Admission {
             shared: Arc::clone(self),
+            key,
             charged,
         })
     }
@@ -304,9 +316,14 @@ impl Shared {
         self.ledger().check(&self.limits, weight, charge).is_ok()
     }
 
-    /// Called by moka right after it stored `slot`.
-    fn stored(&self, slot: &Slot) {
-        self.ledger().add(&slot.charged);
+    /// Called by moka right after it stored `slot` under `key`: an admitted value is charged
+    /// already (its reservation), any other (an opened record) is charged now.
+    fn stored(&self, key: &StoreKey, slot: &Slot) {
+        let mut ledger = self.ledger();
+        if !ledger.admitted.remove(key) {
+            ledger.add(&slot.charged);
+        }
+        drop(ledger);
         self.sweep_from_ms
             .fetch_min(slot.dead_from_ms(), Ordering::AcqRel);
     }
@@ -317,16 +334,21 @@ impl Shared {
     }
 }
 
-/// One reserved place; given back when the operation ends. If the operation stored a new value,
-/// moka's [`Expiry`] hook has charged it by then, so the value keeps its place.
+/// One reserved place. If the operation stored the value, moka's [`Expiry`] hook has turned the
+/// reservation into the value's charge by the time this is dropped; otherwise the drop gives it
+/// back.
 struct Admission {
     shared: Arc<Shared>,
+    key: StoreKey,
     charged: Charged,
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.shared.ledger().sub(&self.charged);
+        let mut ledger = self.shared.ledger();
+        if ledger.admitted.remove(&self.key) {
+            ledger.sub(&self.charged);
+        }
     }
 }
 
@@ -335,19 +357,19 @@ impl Drop for Admission {
 struct Reclaim(Arc<Shared>);
 
 impl Expiry<StoreKey, Slot> for Reclaim {
-    fn expire_after_create(&self, _key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
-        self.0.stored(slot);
+    fn expire_after_create(&self, key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
+        self.0.stored(key, slot);
         Some(slot.reclaim_after)
     }
 
     fn expire_after_update(
         &self,
-        _key: &StoreKey,
+        key: &StoreKey,
         slot: &Slot,
         _at: Instant,
         _remaining: Option<Duration>,
     ) -> Option<Duration> {
-        self.0.stored(slot);
+        self.0.stored(key, slot);
         Some(slot.reclaim_after)
     }
 }
@@ -442,7 +464,7 @@ impl MemoryStore {
                     Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
                     // New, or replacing a dead entry (which keeps its charge until moka's
                     // listener gives it back, so the admission is conservative).
-                    _ => match self.shared.admit(slot.charged, charge) {
+                    _ => match self.shared.admit(key, slot.charged, charge) {
                         Ok(reserved) => {
                             admission = Some(reserved);
                             Op::Put(candidate)
