@@ -34,8 +34,10 @@ FLOOD_CAP=${FLOOD_CAP:-10000}
 FLOOD_SECS=${FLOOD_SECS:-10}
 # Below Linux's ephemeral range (32768-60999), where client sockets can hold a port.
 BASE_PORT=${BASE_PORT:-23400}
-# A real store holds rate x lifetime entries; the push runs must never hit the capacity limit.
+# A real store holds rate x lifetime entries; the push runs must never hit the capacity limit,
+# nor the byte budget, nor the pushing client's share of either (half).
 BIG_CAPACITY=${BIG_CAPACITY:-20000000}
+BIG_BYTES=${BIG_BYTES:-$((BIG_CAPACITY * 2048))}
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
@@ -246,7 +248,7 @@ redeem_run() {
   main_s=$(secs "$DURATION")
   for factor in 5 10; do
     start_server "$name" "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-      --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600 "$@"
+      --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" --lifetime 600 "$@"
     rm -f "$WORK/warm.handles" "$WORK/main.handles"
     log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
     wrk_run "$WORK/prepush.warm" "$BENCH/push.lua" "$((factor * warm_s / 2))s" "record=$WORK/warm.handles"
@@ -277,7 +279,7 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   log "== throughput"
   # 1) par_server push.
   start_server par_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-    --inner redirect --capacity "$BIG_CAPACITY"
+    --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES"
   measure par_push "1. par_server push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
   stop_server
 
@@ -317,7 +319,7 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   # sizes the runtime, connection buffers and allocator arenas), divided by the 201s counted.
   mem_secs=$((MEM_N / 10000 + 10))
   start_server par_mem "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-    --inner redirect --capacity "$BIG_CAPACITY" --lifetime 600
+    --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" --lifetime 600
   wrk_run "$WORK/mem.warm" "$BENCH/push.lua" 5s stop_after=10000
   sleep 1
   rss0=$(rss_kib "$SERVER_PID")
@@ -328,7 +330,8 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   stored=$(field "$WORK/mem.main" ok)
   stop_server
 
-  # 6) Capacity flood: fill the store to FLOOD_CAP, then push for FLOOD_SECS more; sample RSS
+  # 6) Capacity flood: one client (web-app) fills its share of a FLOOD_CAP store (half: 201s,
+  # then 429s), then pushes for FLOOD_SECS more; sample RSS
   # once a second; then redeem every handle that got a 201 (exactly once each).
   start_server par_flood "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
     --inner redirect --capacity "$FLOOD_CAP" --lifetime 600
@@ -361,7 +364,7 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   echo "| RSS before → after | $rss0 KiB → $rss1 KiB |"
   echo "| bytes per stored 300-byte request (RSS delta / 201s) | $(awk -v a="$rss0" -v b="$rss1" -v n="$stored" 'BEGIN { printf "%.0f", (b - a) * 1024 / n }') (goal ≤ 1024) |"
   echo
-  echo "Flood at --capacity $FLOOD_CAP:"
+  echo "Flood at --capacity $FLOOD_CAP by one client (its share is half the store: 201 then 429):"
   echo
   echo "| measure | value |"
   echo "|---|---|"
@@ -392,12 +395,12 @@ if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
   ROWS=()
   # The same runs on both stores, one after the other, each server fresh. Both get the same
-  # --capacity; with Redis par_server enforces it as a count shared by every node (a sorted set).
-  start_server mem_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY"
+  # --capacity; with Redis par_server enforces it as counts shared by every node (sharded books).
+  start_server mem_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES"
   measure mem_push "push, --store memory" "$BENCH/push.lua" "" ""
   stop_server
   redis-cli -p "$REDIS_PORT" flushall >/dev/null
-  start_server redis_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY" --store "$REDIS_URL"
+  start_server redis_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" --store "$REDIS_URL"
   measure redis_push "push, --store $REDIS_URL" "$BENCH/push.lua" "" ""
   stop_server
   redis-cli -p "$REDIS_PORT" flushall >/dev/null

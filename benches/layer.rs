@@ -40,11 +40,13 @@ use http::{header, HeaderValue, Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt as _, Either, Full};
 use tokio::runtime::Runtime;
 use tower::{service_fn, Layer as _, Service, ServiceExt as _};
-use tower_par::{MemoryStore, ParLayer, RequestBody, StaticClients};
+use tower_par::{store::StoreLimits, MemoryStore, ParLayer, RequestBody, StaticClients};
 
 const ISSUER: &str = "https://as.example.com";
-/// Big enough that no iteration of a run meets a full store.
+/// Big enough that no iteration of a run meets a full store, nor the client's share of it (half).
 const STORE_CAPACITY: u64 = 10_000_000;
+/// The byte budget to match: 2 KiB a record (a push weighs about 800 bytes).
+const STORE_BYTES: u64 = STORE_CAPACITY * 2048;
 const BASIC_CREDENTIALS: &str = "web-app:web-app-secret";
 const PUSH_FORM_LEN: usize = 300;
 
@@ -64,7 +66,10 @@ fn layer() -> ParLayer {
     ParLayer::builder()
         .issuer(ISSUER)
         .clients(clients)
-        .store(MemoryStore::with_capacity(STORE_CAPACITY))
+        .store(MemoryStore::with_limits(StoreLimits::new(
+            STORE_CAPACITY,
+            STORE_BYTES,
+        )))
         .build()
         .expect("a valid layer")
 }

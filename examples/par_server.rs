@@ -8,11 +8,11 @@
 //! Flags: `--listen ADDR` (default 127.0.0.1:3000), `--clients PATH` (default: the bundled demo
 //! clients), `--issuer URL` (default `http://<listen address>`), `--inner redirect|echo|login`
 //! (default redirect), `--lifetime SECS` (default 60), `--capacity N` (default 1000000),
-//! `--store memory|redis://HOST:PORT/` (default memory), `--consume strict|completion`
-//! (default strict), `--require-par` (every client must push), `--body-timeout SECS` (default 10),
-//! `--header-read-timeout SECS` (default 10). The flags it shares with `par-proxy`, the store
-//! they name and the serving loop (header-read timeout, lingering close, graceful shutdown) are
-//! library code: `tower_par::server`.
+//! `--max-stored-bytes N` (default 268435456, 256 MiB), `--store memory|redis://HOST:PORT/`
+//! (default memory), `--consume strict|completion` (default strict), `--require-par` (every
+//! client must push), `--body-timeout SECS` (default 10), `--header-read-timeout SECS` (default
+//! 10). The flags it shares with `par-proxy`, the store they name and the serving loop
+//! (header-read timeout, lingering close, graceful shutdown) are library code: `tower_par::server`.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -344,8 +344,14 @@ fn random_token() -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// RFC 3986 unreserved bytes as they are, everything else `%XX` (space as `%20`).
 fn urlencode(value: &str) -> String {
-    form_urlencoded::byte_serialize(value.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
+    const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~');
+    let mut out = String::with_capacity(value.len());
+    out.extend(percent_encoding::utf8_percent_encode(value, UNRESERVED));
+    out
 }

@@ -23,6 +23,7 @@ use crate::{
     error::OAuthError,
     layer::{Config, Consumption},
     params::{self, PushedAuthorizationRequest},
+    payload,
     push::{self, REQUEST_URI_PREFIX},
     read_request,
     store::{Record, StoreError, StoreKey},
@@ -339,27 +340,29 @@ where
         key,
         record,
     } = redeemed;
-    // The payload is the layer's own canonical encoding: ASCII, ready to be a query. It is
-    // decoded only if the inner service reads the extension.
+    // The payload is the layer's compact form (`crate::payload`): the canonical query is written
+    // from it here, once; the extension decodes it again only if the inner service reads it.
     let payload = record.payload();
-    let Ok(encoded) = std::str::from_utf8(payload).map_err(drop).and_then(|p| {
-        if p.is_ascii() {
-            Ok(p)
-        } else {
-            Err(())
+    let pairs = match payload::decode(payload) {
+        Ok(pairs) => pairs,
+        Err(err) => {
+            tracing::error!(
+                client_id = client.client_id(),
+                error = %err,
+                "a stored pushed request is corrupt"
+            );
+            return Ok(own(config.error_page(&OAuthError::invalid_request_uri(
+                "request_uri is invalid",
+            ))));
         }
-    }) else {
-        tracing::error!(
-            client_id = client.client_id(),
-            "a stored pushed request is corrupt"
-        );
-        return Ok(own(config.error_page(&OAuthError::invalid_request_uri(
-            "request_uri is invalid",
-        ))));
     };
     // AZ-06 / SEC-04: the registration may have changed since the push.
-    let redirect_uri = match params::find_encoded(encoded, "redirect_uri") {
-        Some(uri) if client.has_redirect_uri(&uri) => Some(uri.into_owned()),
+    let pushed_redirect_uri = pairs
+        .iter()
+        .find(|(name, _)| *name == "redirect_uri")
+        .map(|(_, value)| *value);
+    let redirect_uri = match pushed_redirect_uri {
+        Some(uri) if client.has_redirect_uri(uri) => Some(uri.to_owned()),
         None if client.redirect_uris().len() == 1 => client.redirect_uris().first().cloned(),
         _ => {
             return Ok(own(config.error_page(&OAuthError::invalid_request(
@@ -368,27 +371,27 @@ where
         }
     };
 
-    let mut rebuilt = String::with_capacity(encoded.len() + client.client_id().len() * 3 + 12);
-    params::append_pair(&mut rebuilt, "client_id", client.client_id());
-    if !encoded.is_empty() {
-        rebuilt.push('&');
-        rebuilt.push_str(encoded);
-    }
-
-    let complete_in_uri = if is_post {
-        set_path_and_query(&mut parts.uri, None);
-        parts.headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/x-www-form-urlencoded"),
-        );
-        parts
-            .headers
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(rebuilt.len()));
-        true
-    } else if parts.uri.path().len() + 1 + rebuilt.len() <= MAX_PATH_AND_QUERY {
-        set_path_and_query(&mut parts.uri, Some(&rebuilt))
+    // A POST carries the whole request in its body; a GET in its query while that fits a URI.
+    let room = if is_post {
+        usize::MAX
     } else {
-        false
+        MAX_PATH_AND_QUERY.saturating_sub(parts.uri.path().len() + 1)
+    };
+    let rebuilt = canonical_query(client.client_id(), &pairs, room);
+    let complete_in_uri = match &rebuilt {
+        Some(form) if is_post => {
+            set_path_and_query(&mut parts.uri, None);
+            parts.headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-www-form-urlencoded"),
+            );
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(form.len()));
+            true
+        }
+        Some(query) => set_path_and_query(&mut parts.uri, Some(query)),
+        None => false,
     };
     if !complete_in_uri && !is_post {
         // Too long for any URI: the query names the client, the extension carries the request.
@@ -417,10 +420,9 @@ where
             Some(completion)
         }
     };
-    let body = if is_post {
-        RequestBody::rebuilt(Bytes::from(rebuilt))
-    } else {
-        RequestBody::rebuilt(Bytes::new())
+    let body = match rebuilt {
+        Some(form) if is_post => RequestBody::rebuilt(Bytes::from(form)),
+        _ => RequestBody::rebuilt(Bytes::new()),
     };
     let response = inner.call(Request::from_parts(parts, body)).await?;
 
@@ -452,6 +454,26 @@ where
             ))))
         }
     }
+}
+
+/// `client_id` and the pushed pairs in the canonical encoding (`params::append_pair`), or `None`
+/// when that is longer than `limit` bytes.
+fn canonical_query(client_id: &str, pairs: &[(&str, &str)], limit: usize) -> Option<String> {
+    // Encoding never shrinks: a request whose raw bytes pass the limit is not even started.
+    let raw: usize = pairs.iter().map(|(n, v)| 2 + n.len() + v.len()).sum();
+    if raw > limit {
+        return None;
+    }
+    // Most of a request is unreserved characters; an eighth more covers typical escapes.
+    let mut out = String::with_capacity("client_id=".len() + client_id.len() + raw + raw / 8);
+    params::append_pair(&mut out, "client_id", client_id);
+    for (name, value) in pairs {
+        params::append_pair(&mut out, name, value);
+        if out.len() > limit {
+            return None;
+        }
+    }
+    Some(out)
 }
 
 /// Replaces the path-and-query of `uri` with its path plus `query`; false if `http` refuses it.
@@ -566,6 +588,19 @@ mod tests {
         );
         assert_eq!(parse_handle(&good.replace("urn:ietf", "urn:other")), None);
         assert_eq!(parse_handle(&format!("{good}A")), None);
+    }
+
+    #[test]
+    fn the_canonical_query_is_written_whole_or_not_at_all() {
+        let pairs = [("scope", "openid profile"), ("state", "!")];
+        let query = "client_id=c%201&scope=openid%20profile&state=%21";
+        assert_eq!(
+            canonical_query("c 1", &pairs, query.len()).as_deref(),
+            Some(query)
+        );
+        assert_eq!(canonical_query("c 1", &pairs, query.len() - 1), None);
+        let long = "!".repeat(100);
+        assert_eq!(canonical_query("c", &[("s", long.as_str())], 150), None);
     }
 
     #[test]

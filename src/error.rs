@@ -164,9 +164,9 @@ impl OAuthError {
     }
 
     /// The JSON error response: status, `Content-Type: application/json`,
-    /// `Cache-Control: no-store`, `Pragma: no-cache`, and `WWW-Authenticate` / `Retry-After` /
-    /// `Allow` / `Connection: close` where they apply. The error itself is attached as a response
-    /// extension.
+    /// `Cache-Control: no-store`, `Pragma: no-cache`, and `WWW-Authenticate` / `Retry-After`
+    /// (`Retry-After: 1` on `503` and `429`) / `Allow` / `Connection: close` where they apply.
+    /// The error itself is attached as a response extension.
     #[must_use]
     pub fn to_response(&self) -> Response<Bytes> {
         let mut response = Response::new(self.to_json());
@@ -182,7 +182,10 @@ impl OAuthError {
                 headers.insert(header::WWW_AUTHENTICATE, value);
             }
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        if matches!(
+            self.status,
+            StatusCode::SERVICE_UNAVAILABLE | StatusCode::TOO_MANY_REQUESTS
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         self.protocol_headers(headers);
@@ -307,9 +310,18 @@ mod tests {
     }
 
     #[test]
-    fn unavailable_carries_retry_after() {
+    fn unavailable_and_too_many_requests_carry_retry_after() {
         let response = OAuthError::unavailable("store down").to_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = OAuthError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "share exhausted",
+        )
+        .to_response();
+        assert_eq!(response.headers()[header::RETRY_AFTER], "1");
+        let response = OAuthError::invalid_request("bad").to_response();
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
     }
 }

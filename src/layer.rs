@@ -9,10 +9,15 @@ use crate::{
     clock::{Clock, SystemClock},
     error::{ConfigError, ErrorResponder, OAuthError},
     service::ParService,
-    store::{MemoryStore, ParStore},
+    shares::{Shares, DEFAULT_CLIENT_SHARE, DEFAULT_PUBLIC_CLIENTS_SHARE},
+    store::{MemoryStore, ParStore, StoreLimits},
     timer::{default_timer, Timer},
     ClientRegistry,
 };
+
+/// How often a push tries a fresh handle when a partitioned store (see
+/// [`StoreLimits::partitions`]) is full: a full partition may not be a full store.
+const MAX_PUT_ATTEMPTS: u32 = 3;
 
 /// Whether public clients, every client, or no client must use PKCE (RFC 7636) with `response_type=code`.
 ///
@@ -95,6 +100,10 @@ pub(crate) struct Config {
     pub(crate) authorization_endpoint: String,
     pub(crate) clients: Arc<dyn ClientRegistry>,
     pub(crate) store: Arc<dyn ParStore>,
+    /// What each push is charged to.
+    pub(crate) shares: Shares,
+    /// How many handles a push may try (1 unless the store is partitioned).
+    pub(crate) put_attempts: u32,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_lifetime: Duration,
     pub(crate) max_body: usize,
@@ -234,6 +243,8 @@ pub struct ParLayerBuilder {
     authorization_endpoint: Option<String>,
     clients: Option<Arc<dyn ClientRegistry>>,
     store: Option<Arc<dyn ParStore>>,
+    client_share: f64,
+    public_clients_share: f64,
     clock: Arc<dyn Clock>,
     default_lifetime: Duration,
     max_body: usize,
@@ -261,6 +272,8 @@ impl Default for ParLayerBuilder {
             authorization_endpoint: None,
             clients: None,
             store: None,
+            client_share: DEFAULT_CLIENT_SHARE,
+            public_clients_share: DEFAULT_PUBLIC_CLIENTS_SHARE,
             clock: Arc::new(SystemClock),
             default_lifetime: Duration::from_secs(60),
             max_body: 1024 * 1024,
@@ -347,9 +360,42 @@ impl ParLayerBuilder {
         self
     }
 
-    /// The store (default: a [`MemoryStore`] of 1,000,000 requests).
+    /// The store (default: a [`MemoryStore`] with the default [`StoreLimits`]: 1,000,000
+    /// entries, 256 MiB).
     pub fn store(mut self, store: impl ParStore) -> Self {
         self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// The fraction of the store's entries and bytes one client may hold at once (default 0.5;
+    /// more than 0, at most 1). A push past it is answered `429 temporarily_unavailable`. A
+    /// client's own `par_max_outstanding` / `par_max_outstanding_bytes` replace it.
+    ///
+    /// At 0.5 or less, one client, however it floods, leaves at least half of the store to the
+    /// others.
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let layer = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .client_share(0.1)
+    ///     .public_clients_share(0.05)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub const fn client_share(mut self, fraction: f64) -> Self {
+        self.client_share = fraction;
+        self
+    }
+
+    /// The fraction of the store's entries and bytes all public clients (`auth_method` `none`)
+    /// may hold together (default 0.25; more than 0, at most 1). Anyone can push as a public
+    /// client, so this bounds what strangers can take: at 0.25, a flood through any number of
+    /// public clients leaves three quarters of the store to confidential clients.
+    pub const fn public_clients_share(mut self, fraction: f64) -> Self {
+        self.public_clients_share = fraction;
         self
     }
 
@@ -525,12 +571,30 @@ impl ParLayerBuilder {
                 ));
             }
         }
+        for (setting, fraction) in [
+            ("client_share", self.client_share),
+            ("public_clients_share", self.public_clients_share),
+        ] {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(invalid(
+                    setting,
+                    format!("must be a fraction above 0 and at most 1, got {fraction}"),
+                ));
+            }
+        }
         let clients = self
             .clients
             .ok_or(ConfigError::Missing { setting: "clients" })?;
         let store = self
             .store
-            .unwrap_or_else(|| Arc::new(MemoryStore::with_capacity(1_000_000)));
+            .unwrap_or_else(|| Arc::new(MemoryStore::with_limits(StoreLimits::default())));
+        let limits = store.limits();
+        let shares = Shares::new(
+            &issuer,
+            limits,
+            self.client_share,
+            self.public_clients_share,
+        );
         let endpoint = |setting: &'static str, explicit: Option<String>, path: &str| match explicit
         {
             None => Ok(format!("{origin}{path}")),
@@ -555,6 +619,8 @@ impl ParLayerBuilder {
             authorize_path: self.authorize_path.into(),
             clients,
             store,
+            shares,
+            put_attempts: limits.partitions().min(MAX_PUT_ATTEMPTS),
             clock: self.clock,
             default_lifetime: lifetime,
             max_body: self.max_body,

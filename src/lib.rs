@@ -8,7 +8,8 @@
 //! the browser to the authorization endpoint with only `client_id` and `request_uri`. The layer:
 //!
 //! * owns the PAR endpoint: POST only, body capped (1 MiB), client authentication, validation,
-//!   storage, the `201`;
+//!   storage within budgets of entries and bytes and a fair share per client (`429` past a
+//!   client's share, `503` when the store is full; see [`store`]), the `201`;
 //! * at the authorization endpoint (GET and POST) swaps `client_id` + `request_uri` for the pushed
 //!   parameters and hands the rebuilt request to the inner service, which never needs to know PAR
 //!   exists (a [`PushedAuthorizationRequest`] extension tells it, if it wants to);
@@ -100,11 +101,13 @@ mod jwt;
 mod layer;
 mod metadata;
 mod params;
+mod payload;
 mod push;
 mod read_request;
 #[cfg(feature = "server")]
 pub mod server;
 mod service;
+mod shares;
 pub mod store;
 mod timer;
 

@@ -155,15 +155,6 @@ pub(crate) fn append_pair(out: &mut String, name: &str, value: &str) {
     out.extend(percent_encoding::utf8_percent_encode(value, COMPONENT));
 }
 
-/// The decoded first value of `name` in a canonically encoded string (names are unreserved
-/// characters there, so they compare as written).
-pub(crate) fn find_encoded<'a>(encoded: &'a str, name: &str) -> Option<Cow<'a, str>> {
-    encoded.split('&').find_map(|pair| {
-        let value = pair.strip_prefix(name)?.strip_prefix('=')?;
-        decode(value.as_bytes()).ok()
-    })
-}
-
 /// The first value of `name`.
 pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
     pairs
@@ -194,7 +185,8 @@ pub(crate) fn first<'p>(pairs: &'p [Pair<'_>], name: &str) -> Option<&'p str> {
 pub struct PushedAuthorizationRequest {
     client_id: String,
     request_uri: String,
-    /// The canonical encoding the layer stored; decoded on first access.
+    /// The compact payload the layer stored (`crate::payload`), checked at redemption; decoded
+    /// on first access.
     payload: Bytes,
     decoded: OnceLock<Vec<(String, String)>>,
     complete_in_uri: bool,
@@ -220,11 +212,11 @@ impl PushedAuthorizationRequest {
         self.decoded.get_or_init(|| {
             // The layer wrote this payload; a store that hands back something else is refused
             // before the extension is built, so a failure here can only mean no parameters.
-            parse(&self.payload)
+            crate::payload::decode(&self.payload)
                 .map(|pairs| {
                     pairs
                         .into_iter()
-                        .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                        .map(|(n, v)| (n.to_owned(), v.to_owned()))
                         .collect()
                 })
                 .unwrap_or_default()
@@ -404,23 +396,15 @@ mod tests {
     }
 
     #[test]
-    fn find_encoded_reads_one_value_of_a_canonical_string() {
-        let mut encoded = String::new();
-        append_pair(&mut encoded, "xredirect_uri", "no");
-        append_pair(&mut encoded, "redirect_uri", "https://c.example/cb?a=1");
-        assert_eq!(
-            find_encoded(&encoded, "redirect_uri").as_deref(),
-            Some("https://c.example/cb?a=1")
-        );
-        assert_eq!(find_encoded(&encoded, "redirect"), None);
-    }
-
-    #[test]
     fn the_extension_decodes_lazily_and_in_order() {
         let pushed = PushedAuthorizationRequest::new(
             "c".into(),
             "urn:x".into(),
-            Bytes::from_static(b"b=2&a=x%20y&b=3"),
+            Bytes::from(crate::payload::encode(&[
+                ("b", "2"),
+                ("a", "x y"),
+                ("b", "3"),
+            ])),
             true,
         );
         assert_eq!(pushed.get("a"), Some("x y"));

@@ -16,7 +16,7 @@ use crate::{
     error::{no_store, OAuthError},
     layer::{Config, PkceRequirement},
     params::{self, FormError, Pair},
-    read_request,
+    payload, read_request,
     store::{Record, StoreError, StoreKey},
     BoxError,
 };
@@ -163,20 +163,14 @@ async fn store_request(
         ));
     }
 
-    let handle = fresh_handle().map_err(|err| {
-        tracing::error!(error = %err, "the operating system's random number generator failed");
-        OAuthError::unavailable("no randomness available, retry later")
-    })?;
-    let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
+    let mut pairs = pushed.pairs;
+    // VAL-08: credentials authenticate the push; they are never part of the stored request.
+    pairs.retain(|(name, _)| !CREDENTIAL_PARAMS.contains(&name.as_ref()));
     let record = Record::new(
         now + Duration::from_secs(expires_in),
-        encode_payload(&pushed.pairs),
+        payload::encode(&pairs),
     );
-    config
-        .store
-        .put(key, record, now)
-        .await
-        .map_err(|err| store_error(&err))?;
+    let handle = store_under_fresh_handle(config, client, record, now).await?;
 
     tracing::info!(
         client_id = client.client_id(),
@@ -264,32 +258,59 @@ fn fresh_handle() -> Result<[u8; 32], getrandom::Error> {
     })
 }
 
-/// The stored form of the request: canonical encoding, pushed order, credentials removed.
-fn encode_payload(pairs: &[Pair<'_>]) -> String {
-    let mut out = String::with_capacity(
-        pairs
-            .iter()
-            .map(|(n, v)| n.len() + v.len() + 2)
-            .sum::<usize>()
-            + 16,
-    );
-    for (name, value) in pairs {
-        if !CREDENTIAL_PARAMS.contains(&name.as_ref()) {
-            params::append_pair(&mut out, name, value);
+/// Stores `record` under a fresh handle, charged to the client's share (and the public
+/// clients' share), and returns the handle.
+///
+/// A partitioned store decides a put within the partition of its key, so a full partition may
+/// not mean a full store: the push then tries a fresh handle, at most `config.put_attempts` times
+/// in all. A share's refusal is not retried: the client is at (or within a few percent of) its
+/// share, and a flooding client must not make each refused push cost the store several puts.
+async fn store_under_fresh_handle(
+    config: &Config,
+    client: &Client,
+    record: Record,
+    now: std::time::SystemTime,
+) -> Result<[u8; 32], OAuthError> {
+    let charge = config.shares.charge(&config.issuer, client);
+    let mut attempts_left = config.put_attempts;
+    loop {
+        let handle = fresh_handle().map_err(|err| {
+            tracing::error!(error = %err, "the operating system's random number generator failed");
+            OAuthError::unavailable("no randomness available, retry later")
+        })?;
+        let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
+        attempts_left -= 1;
+        match config.store.put(key, record.clone(), charge, now).await {
+            Ok(()) => return Ok(handle),
+            Err(StoreError::Full) if attempts_left > 0 => {}
+            Err(err) => return Err(store_error(&err, client)),
         }
     }
-    out
 }
 
 pub(crate) fn form_error(err: FormError) -> OAuthError {
     OAuthError::invalid_request(err.to_string())
 }
 
-pub(crate) fn store_error(err: &StoreError) -> OAuthError {
+fn store_error(err: &StoreError, client: &Client) -> OAuthError {
     match err {
         StoreError::Full => {
-            tracing::warn!("pushed request refused: the store is full");
+            tracing::warn!(
+                client_id = client.client_id(),
+                "pushed request refused: the store is full"
+            );
             OAuthError::unavailable("the server holds too many pushed requests, retry later")
+        }
+        StoreError::ShareExhausted => {
+            tracing::warn!(
+                client_id = client.client_id(),
+                "pushed request refused: the client's share of the store is exhausted"
+            );
+            OAuthError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "temporarily_unavailable",
+                "this client holds too many pushed requests, retry later",
+            )
         }
         other => {
             tracing::error!(error = %other, "pushed request store failed");
@@ -469,12 +490,5 @@ mod tests {
             (0..1000).map(|_| fresh_handle().unwrap()).collect();
         assert_eq!(handles.len(), 1000);
         assert!(!handles.contains(&[0u8; 32]));
-    }
-
-    #[test]
-    fn payload_drops_credentials_and_keeps_order() {
-        let pairs = params::parse(b"b=2&client_id=x&client_secret=s&a=1+2&client_assertion_type=t")
-            .unwrap();
-        assert_eq!(encode_payload(&pairs), "b=2&a=1%202");
     }
 }

@@ -13,7 +13,7 @@ use common::*;
 use http_body_util::Full;
 use tower_par::{
     client::{Client, RegistryFuture},
-    store::{ParStore, Record, StoreError, StoreFuture, StoreKey},
+    store::{Charge, ParStore, Record, StoreError, StoreFuture, StoreKey, StoreLimits},
     ClientRegistry, ManualClock, ParLayer,
 };
 
@@ -589,7 +589,16 @@ async fn a_redirect_uri_deregistered_after_the_push_is_refused() {
 struct DownStore;
 
 impl ParStore for DownStore {
-    fn put(&self, _: StoreKey, _: Record, _: std::time::SystemTime) -> StoreFuture<'_, ()> {
+    fn limits(&self) -> StoreLimits {
+        StoreLimits::default()
+    }
+    fn put(
+        &self,
+        _: StoreKey,
+        _: Record,
+        _: Charge,
+        _: std::time::SystemTime,
+    ) -> StoreFuture<'_, ()> {
         Box::pin(async { Err(StoreError::Unavailable("connection refused".into())) })
     }
     fn take(&self, _: StoreKey, _: std::time::SystemTime) -> StoreFuture<'_, Option<Record>> {

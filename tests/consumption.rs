@@ -356,13 +356,20 @@ mod redis {
             .expect("raw connection");
         let keys = |raw: &mut redis::aio::MultiplexedConnection| {
             let mut raw = raw.clone();
-            let pattern = format!("{prefix}:*");
+            // Records and markers of every shard (`{<prefix>:<shard>}:<key hex>[:opened]`),
+            // not the shards' books.
+            let pattern = format!("{{{prefix}:*}}:*");
             async move {
                 let mut keys: Vec<String> = redis::cmd("KEYS")
                     .arg(pattern)
                     .query_async(&mut raw)
                     .await
                     .expect("KEYS");
+                keys.retain(|k| {
+                    ![":live", ":charges", ":usage"]
+                        .iter()
+                        .any(|b| k.ends_with(b))
+                });
                 keys.sort();
                 keys
             }

@@ -61,8 +61,11 @@ async fn server() -> TestServer {
 
 /// A server whose store holds one request: a second push tells whether the first was stored.
 async fn server_holding_one_request() -> TestServer {
+    // Whole-store shares, so that a push meets the full store (503), not a share (429).
     let par = layer(&ManualClock::new())
         .store(MemoryStore::with_capacity(1))
+        .client_share(1.0)
+        .public_clients_share(1.0)
         .build()
         .unwrap();
     serve(par, InnerMode::Echo).await
@@ -290,8 +293,13 @@ async fn every_error_after_authentication_is_readable_by_the_clients_origin() {
     )
     .await;
     assert_readable_error(&bad_type, 400, "unsupported_response_type", SPA_ORIGIN);
-    // 503 with Retry-After, which the page may read: the store holds one request.
-    push_public(&server, SPA_ORIGIN, &spa_form(""))
+    // 503 with Retry-After, which the page may read: the store holds one request (another
+    // client's, so that the SPA meets the full store rather than its own share).
+    server
+        .push(
+            Some("web-app:web-app-secret"),
+            &format!("response_type=code&redirect_uri={}&state=s", enc(WEB_CB)),
+        )
         .await
         .request_uri();
     let full = push_public(&server, SPA_ORIGIN, &spa_form("")).await;

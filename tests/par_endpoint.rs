@@ -650,22 +650,27 @@ async fn lifetime_is_the_clients_own_or_the_default() {
 
 #[tokio::test]
 async fn a_full_store_answers_503_and_keeps_every_issued_handle() {
+    // Two confidential clients fill a store of 4 within their shares (half each); a third
+    // client, within its own share, then meets the full store: 503, not 429.
     let clock = ManualClock::new();
     let layer = builder(&clock)
-        .store(MemoryStore::with_capacity(3))
+        .store(MemoryStore::with_capacity(4))
         .build()
         .unwrap();
     let server = serve(layer, InnerMode::Echo).await;
     let mut issued = Vec::new();
-    for _ in 0..3 {
-        issued.push(server.push_web("").await.request_uri());
+    for _ in 0..2 {
+        issued.push(("web-app", server.push_web("").await.request_uri()));
+        issued.push(("post-app", server.push_post("").await.request_uri()));
     }
-    let reply = server.push_web("").await;
+    let reply = server
+        .push(Some("short-lived:short-lived-secret"), "response_type=code")
+        .await;
     reply.assert_error(503, "temporarily_unavailable");
     assert_eq!(reply.header("retry-after"), Some("1"));
-    for uri in &issued {
+    for (client_id, uri) in &issued {
         assert_eq!(
-            server.redeem("web-app", uri).await.status,
+            server.redeem(client_id, uri).await.status,
             200,
             "an issued handle was lost"
         );

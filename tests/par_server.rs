@@ -2,6 +2,8 @@
 //! code 2, discovery, push → 303 with code/state/iss, echo mode, graceful SIGTERM.
 //! The oauth4webapi test (tests/client) drives the same binary with a real OAuth client.
 
+#[path = "common/big_pushes.rs"]
+mod big_pushes;
 #[path = "common/par_server.rs"]
 mod par_server;
 
@@ -65,11 +67,13 @@ fn bad_flags_and_bad_clients_files_exit_with_code_2() {
         r#"{"clients":[{"client_id":"x","auth_method":"client_secret_post"}]}"#,
     )
     .unwrap();
-    let cases: [&[&str]; 6] = [
+    let cases: [&[&str]; 8] = [
         &["--bogus"],
         &["--listen"],
         &["--listen", "not-an-address"],
         &["--inner", "teapot"],
+        &["--max-stored-bytes", "0"],
+        &["--max-stored-bytes", "lots"],
         &["--clients", "/nonexistent/clients.json"],
         &["--clients", bad_clients.to_str().unwrap()],
     ];
@@ -257,4 +261,67 @@ fn sigterm_shuts_down_gracefully() {
         );
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+/// Issue 16 item 1, against `par_server` with its default settings (memory store, 1,000,000
+/// entries, 256 MiB, half per client, a quarter for public clients): 1,000 pushes of 1 MiB of
+/// worst-case bytes by the public client `spa`, then confidential clients until the store is
+/// full. RSS grows by at most the byte budget plus [`OVERHEAD`]; refusals are JSON errors;
+/// every handle that got `201` redeems.
+///
+/// `spa`'s excess is `429`: the public clients' share (a quarter, 64 MiB) runs out long before
+/// the store does. `web-app` then stops at its own share (half, 128 MiB: `429`), and `post-app`,
+/// within its share, meets the full store: `503`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget() {
+    use big_pushes::{
+        fill_with_confidential_clients, flood, redeem_each_once, rss_bytes, Pusher, BUDGET, WEIGHT,
+    };
+    /// Beyond the stored weights: the in-flight bodies of the pushing connections, the
+    /// allocator's arenas that keep freed transient buffers, the runtime and the binary's pages.
+    const OVERHEAD: u64 = 64 << 20;
+    let node = Node::start(&par_server_binary(), &[]);
+    let pid = node.child.id();
+    let before = rss_bytes(pid);
+
+    let started = std::time::Instant::now();
+    let mut outcome = flood(&node.base, Pusher::Spa, 1_000, 4, &[429]).await;
+    assert_eq!(
+        outcome.issued.len() as u64,
+        BUDGET / 4 / WEIGHT,
+        "the public clients' share of 64 MiB: {:?}",
+        outcome.statuses
+    );
+    let after_spa = rss_bytes(pid);
+    let web = fill_with_confidential_clients(&node.base, &mut outcome, 160, 4, &[503]).await;
+    assert_eq!(
+        web as u64,
+        BUDGET / 2 / WEIGHT,
+        "web-app's share of 128 MiB"
+    );
+    let stored = outcome.issued.len() as u64;
+    assert!(
+        stored * WEIGHT > BUDGET - 2 * WEIGHT,
+        "{stored} records fill the budget"
+    );
+    let full = rss_bytes(pid);
+    eprintln!(
+        "1 MiB floods: {:?} ({} sent again after 503 store unavailable) in {:?}; {stored} stored; RSS {} MiB -> {} MiB after spa -> {} MiB full \
+         (growth {} MiB, budget 256 MiB + overhead {} MiB)",
+        outcome.statuses,
+        outcome.retried,
+        started.elapsed(),
+        before >> 20,
+        after_spa >> 20,
+        full >> 20,
+        (full - before) >> 20,
+        OVERHEAD >> 20
+    );
+    assert!(
+        full.saturating_sub(before) <= BUDGET + OVERHEAD,
+        "RSS grew by {} MiB",
+        (full - before) >> 20
+    );
+
+    redeem_each_once(&node.base, &outcome.issued, 4).await;
 }

@@ -7,6 +7,8 @@
 //! skips. Needs `redis-server` (see `common/redis_server.rs`).
 #![cfg(feature = "redis")]
 
+#[path = "common/big_pushes.rs"]
+mod big_pushes;
 #[path = "common/par_server.rs"]
 mod par_server;
 #[path = "common/redis_server.rs"]
@@ -172,4 +174,79 @@ async fn two_par_server_processes_on_one_redis() {
         }
         assert_eq!(codes, 1, "round {round}");
     }
+}
+
+/// `used_memory` of `INFO memory`, in bytes.
+async fn used_memory(redis: &RedisServer) -> u64 {
+    let mut conn = redis::Client::open(redis.url())
+        .expect("url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("connect");
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .expect("INFO");
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("used_memory")
+}
+
+/// Issue 16 item 1 on Redis: the test of `tests/par_server.rs` against `par_server --store
+/// redis://…` with the default limits (1,000,000 entries, 256 MiB, 16 shards), measuring Redis'
+/// `used_memory`, over 2 connections (Redis and `par_server` share the 2 cores).
+///
+/// The store splits every limit over its 16 shards (see `RedisStore`, "Budgets"): `spa` gets at
+/// most 3 records a shard (4 MiB of the public clients' 64 MiB), `web-app` 7 (8 MiB of its
+/// 128 MiB), and `post-app` what is left of each shard's 16 MiB. A push meets one shard's part:
+/// a full shard is tried again under another handle, a share's refusal is final, so the shares
+/// fill less evenly than in memory. Refusals are `429` for a share and `503` for the full store.
+/// Redis keeps each value just above 1 MiB in a 1.25 MiB jemalloc size class, hence the bound
+/// of 1.25 × the budget plus 16 MiB.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget_on_redis() {
+    use big_pushes::{
+        fill_with_confidential_clients, flood, redeem_each_once, Pusher, BUDGET, WEIGHT,
+    };
+    const OVERHEAD: u64 = 16 << 20;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let node = Node::start(&par_server_binary(), &["--store", url.as_str()]);
+    let before = used_memory(&redis).await;
+
+    let started = std::time::Instant::now();
+    let mut outcome = flood(&node.base, Pusher::Spa, 1_000, 2, &[429]).await;
+    let spa = outcome.issued.len() as u64;
+    assert!(
+        spa > 0 && spa <= BUDGET / 4 / WEIGHT,
+        "within the public clients' share of 64 MiB: {:?}",
+        outcome.statuses
+    );
+    let web = fill_with_confidential_clients(&node.base, &mut outcome, 200, 2, &[429, 503]).await;
+    assert!(
+        web as u64 <= BUDGET / 2 / WEIGHT,
+        "web-app's share of 128 MiB"
+    );
+    let stored = outcome.issued.len() as u64;
+    let full = used_memory(&redis).await;
+    eprintln!(
+        "1 MiB floods on Redis: {:?} ({} sent again after 503 store unavailable) in {:?}; {stored} stored; used_memory {} MiB -> {} MiB \
+         (growth {} MiB, bound 1.25 x 256 MiB + {} MiB)",
+        outcome.statuses,
+        outcome.retried,
+        started.elapsed(),
+        before >> 20,
+        full >> 20,
+        full.saturating_sub(before) >> 20,
+        OVERHEAD >> 20
+    );
+    assert!(
+        full.saturating_sub(before) <= BUDGET + BUDGET / 4 + OVERHEAD,
+        "used_memory grew by {} MiB",
+        full.saturating_sub(before) >> 20
+    );
+
+    redeem_each_once(&node.base, &outcome.issued, 2).await;
 }

@@ -6,12 +6,52 @@ use std::sync::Arc;
 use tower_par::store::{test_suite, MemoryStore};
 
 fn store() -> MemoryStore {
-    MemoryStore::with_capacity(test_suite::STORE_CAPACITY)
+    MemoryStore::with_limits(test_suite::STORE_LIMITS)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_suite() {
-    test_suite::run(|capacity| async move { MemoryStore::with_capacity(capacity) }).await;
+    test_suite::run(|limits| async move { MemoryStore::with_limits(limits) }).await;
+}
+
+#[tokio::test]
+async fn reports_its_limits() {
+    test_suite::check_reports_its_limits(
+        MemoryStore::with_limits(test_suite::SMALL_STORE_LIMITS),
+        test_suite::SMALL_STORE_LIMITS,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn byte_budget() {
+    test_suite::check_byte_budget(MemoryStore::with_limits(test_suite::BYTE_BUDGET_LIMITS)).await;
+}
+
+#[tokio::test]
+async fn client_share() {
+    test_suite::check_client_share(store()).await;
+}
+
+#[tokio::test]
+async fn group_share() {
+    test_suite::check_group_share(store()).await;
+}
+
+#[tokio::test]
+async fn full_is_not_a_share() {
+    test_suite::check_full_is_not_a_share(MemoryStore::with_limits(test_suite::SMALL_STORE_LIMITS))
+        .await;
+}
+
+#[tokio::test]
+async fn shares_are_given_back() {
+    test_suite::check_shares_are_given_back(store()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_puts_within_a_share() {
+    test_suite::check_parallel_puts_within_a_share(Arc::new(store())).await;
 }
 
 #[tokio::test]
@@ -36,10 +76,8 @@ async fn expiry_at_exact_deadline() {
 
 #[tokio::test]
 async fn capacity_refusal() {
-    test_suite::check_capacity_refusal(MemoryStore::with_capacity(
-        test_suite::SMALL_STORE_CAPACITY,
-    ))
-    .await;
+    test_suite::check_capacity_refusal(MemoryStore::with_limits(test_suite::SMALL_STORE_LIMITS))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,7 +15,7 @@ use std::{
 
 use redis_server::RedisServer;
 use tower_par::store::{
-    test_suite, ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey,
+    test_suite, Charge, ParStore, Record, RedisStore, RedisStoreConfig, Share, StoreError, StoreKey,
 };
 
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
@@ -46,6 +46,24 @@ fn record(expires_at: SystemTime, payload: &'static str) -> Record {
     Record::new(expires_at, payload)
 }
 
+/// The Redis key of a record, as `RedisStore`'s docs lay it out: the shard (of 16, the default)
+/// from the digest's last four bytes, in the hash tag `{<prefix>:<shard>}`.
+fn record_key_name(prefix: &str, key: StoreKey) -> String {
+    let digest = key.as_bytes();
+    let shard = u32::from_be_bytes([digest[28], digest[29], digest[30], digest[31]]) % 16;
+    format!("{{{prefix}:{shard}}}:{}", key.to_hex())
+}
+
+/// A charge without share limits, for tests about other rules.
+fn free() -> Charge {
+    Charge::new(Share::unlimited(StoreKey::derive_tagged(
+        b"test/share",
+        "https://as.example.com",
+        "client",
+        b"",
+    )))
+}
+
 /// A raw connection for looking at what the store left in Redis.
 async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
     redis::Client::open(server.url())
@@ -55,27 +73,33 @@ async fn raw(server: &RedisServer) -> redis::aio::MultiplexedConnection {
         .expect("raw connection")
 }
 
-/// The shared store test-suite, unchanged; each store gets its own prefix, and a capacity.
+/// The shared store test-suite, unchanged; each store gets its own prefix, and its limits.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_test_suite() {
     let server = RedisServer::start();
     let url = server.url();
-    test_suite::run(|capacity| {
+    test_suite::run(|limits| {
         let config = RedisStoreConfig::new(url.clone())
             .prefix(fresh_prefix())
             .op_timeout(OP_TIMEOUT)
-            .max_entries(capacity);
+            .max_entries(limits.max_entries())
+            .max_stored_bytes(limits.max_bytes());
         async move { RedisStore::connect(config).await.expect("connect") }
     })
     .await;
 }
 
-/// The shared suite again, on stores without `max_entries` (the cheaper scripts); the capacity
-/// check is the one rule that does not apply.
+/// The shared checks that hold on a sharded store too, on stores with the default limits (16
+/// shards): the budget checks with small limits run on one shard above, exactly.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shared_checks_without_a_maximum() {
+async fn shared_checks_on_sixteen_shards() {
     let server = RedisServer::start();
-    let make = || async { store(&server, &fresh_prefix()).await };
+    let make = || async {
+        let s = store(&server, &fresh_prefix()).await;
+        assert_eq!(s.limits().partitions(), 16);
+        s
+    };
+    test_suite::check_parallel_puts_within_a_share(std::sync::Arc::new(make().await)).await;
     test_suite::check_put_then_take(make().await).await;
     test_suite::check_put_existing_key(make().await).await;
     test_suite::check_expiry_at_exact_deadline(make().await).await;
@@ -97,11 +121,14 @@ async fn dead_records_never_block_or_resurface() {
 
     // Dead at `now >= expires_at` by the caller's clock, although Redis still holds it; a dead
     // record does not block a new put of the same key.
-    s.put(key(3), record(later, "old"), now).await.unwrap();
+    s.put(key(3), record(later, "old"), free(), now)
+        .await
+        .unwrap();
     let after = later + Duration::from_secs(1);
     s.put(
         key(3),
         record(after + Duration::from_secs(60), "new"),
+        free(),
         after,
     )
     .await
@@ -109,26 +136,33 @@ async fn dead_records_never_block_or_resurface() {
     let got = s.take(key(3), after).await.unwrap().expect("replaced");
     assert_eq!(got.payload().as_ref(), b"new");
     // A record already dead when stored is never handed out.
-    s.put(key(4), record(now, "dead"), now).await.unwrap();
+    s.put(key(4), record(now, "dead"), free(), now)
+        .await
+        .unwrap();
     assert!(s.take(key(4), now).await.unwrap().is_none());
     // An opened record whose window is over is dead for take too, even before its expires_at,
     // and a put may then reuse the key.
-    s.put(key(5), record(later, "p"), now).await.unwrap();
+    s.put(key(5), record(later, "p"), free(), now)
+        .await
+        .unwrap();
     let window = Duration::from_secs(5);
     assert!(s.open(key(5), now, window).await.unwrap().is_some());
     assert!(s.take(key(5), now + window).await.unwrap().is_none());
-    s.put(key(6), record(later, "p"), now).await.unwrap();
+    s.put(key(6), record(later, "p"), free(), now)
+        .await
+        .unwrap();
     assert!(s.open(key(6), now, window).await.unwrap().is_some());
     assert!(matches!(
         s.put(
             key(6),
             record(later, "q"),
+            free(),
             now + window - Duration::from_millis(1)
         )
         .await,
         Err(StoreError::Exists)
     ));
-    s.put(key(6), record(later, "q"), now + window)
+    s.put(key(6), record(later, "q"), free(), now + window)
         .await
         .unwrap();
     // Re-put after a dead opened record: it starts unopened (complete fails, open starts anew).
@@ -150,27 +184,31 @@ async fn capacity_counts_live_records_only() {
     let now = SystemTime::now();
     let short = now + Duration::from_secs(10);
     let long = now + Duration::from_secs(60);
-    s.put(key(1), record(short, "1"), now).await.unwrap();
-    s.put(key(2), record(long, "2"), now).await.unwrap();
-    s.put(key(3), record(long, "3"), now).await.unwrap();
+    s.put(key(1), record(short, "1"), free(), now)
+        .await
+        .unwrap();
+    s.put(key(2), record(long, "2"), free(), now).await.unwrap();
+    s.put(key(3), record(long, "3"), free(), now).await.unwrap();
     assert!(matches!(
-        s.put(key(4), record(long, "4"), now).await,
+        s.put(key(4), record(long, "4"), free(), now).await,
         Err(StoreError::Full)
     ));
     // Full is not Exists: a present key still answers Exists.
     assert!(matches!(
-        s.put(key(2), record(long, "2"), now).await,
+        s.put(key(2), record(long, "2"), free(), now).await,
         Err(StoreError::Exists)
     ));
     // A take frees a slot.
     assert!(s.take(key(2), now).await.unwrap().is_some());
-    s.put(key(4), record(long, "4"), now).await.unwrap();
+    s.put(key(4), record(long, "4"), free(), now).await.unwrap();
     assert!(matches!(
-        s.put(key(5), record(long, "5"), now).await,
+        s.put(key(5), record(long, "5"), free(), now).await,
         Err(StoreError::Full)
     ));
     // Expiry (by the caller's clock) frees a slot.
-    s.put(key(5), record(long, "5"), short).await.unwrap();
+    s.put(key(5), record(long, "5"), free(), short)
+        .await
+        .unwrap();
     // An opened record holds its slot until its window ends, then frees it.
     let t = short;
     assert!(s
@@ -179,12 +217,17 @@ async fn capacity_counts_live_records_only() {
         .unwrap()
         .is_some());
     assert!(matches!(
-        s.put(key(6), record(long, "6"), t).await,
+        s.put(key(6), record(long, "6"), free(), t).await,
         Err(StoreError::Full)
     ));
-    s.put(key(6), record(long, "6"), t + Duration::from_secs(5))
-        .await
-        .unwrap();
+    s.put(
+        key(6),
+        record(long, "6"),
+        free(),
+        t + Duration::from_secs(5),
+    )
+    .await
+    .unwrap();
 
     // Another store with the same prefix (another node) shares the count.
     let b = RedisStore::connect(config(&server, &prefix).max_entries(3))
@@ -192,11 +235,11 @@ async fn capacity_counts_live_records_only() {
         .unwrap();
     let t = t + Duration::from_secs(5);
     assert!(matches!(
-        b.put(key(7), record(long, "7"), t).await,
+        b.put(key(7), record(long, "7"), free(), t).await,
         Err(StoreError::Full)
     ));
     assert!(b.take(key(3), t).await.unwrap().is_some());
-    b.put(key(7), record(long, "7"), t).await.unwrap();
+    b.put(key(7), record(long, "7"), free(), t).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,9 +249,13 @@ async fn prefixes_are_separate_namespaces() {
     let b = store(&server, "issuer-b").await;
     let now = SystemTime::now();
     let later = now + Duration::from_secs(60);
-    a.put(key(1), record(later, "a"), now).await.unwrap();
+    a.put(key(1), record(later, "a"), free(), now)
+        .await
+        .unwrap();
     assert!(b.take(key(1), now).await.unwrap().is_none());
-    b.put(key(1), record(later, "b"), now).await.unwrap();
+    b.put(key(1), record(later, "b"), free(), now)
+        .await
+        .unwrap();
     assert_eq!(
         a.take(key(1), now)
             .await
@@ -221,7 +268,7 @@ async fn prefixes_are_separate_namespaces() {
     // The key in Redis is the digest under the prefix: no handle in clear.
     let mut raw = raw(&server).await;
     let exists: bool = redis::cmd("EXISTS")
-        .arg(format!("issuer-b:{}", key(1).to_hex()))
+        .arg(record_key_name("issuer-b", key(1)))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -238,7 +285,7 @@ async fn two_nodes_one_winner() {
     let now = SystemTime::now();
     let later = now + Duration::from_secs(60);
 
-    a.put(key(0), record(later, "pushed on A"), now)
+    a.put(key(0), record(later, "pushed on A"), free(), now)
         .await
         .unwrap();
     let got = b.take(key(0), now).await.unwrap().expect("redeemed on B");
@@ -247,7 +294,9 @@ async fn two_nodes_one_winner() {
 
     // 20 parallel takes, alternating nodes, over many rounds: exactly one winner each time.
     for round in 1..=50 {
-        a.put(key(round), record(later, "r"), now).await.unwrap();
+        a.put(key(round), record(later, "r"), free(), now)
+            .await
+            .unwrap();
         let mut tasks = tokio::task::JoinSet::new();
         for i in 0..20 {
             let node = if i % 2 == 0 { a.clone() } else { b.clone() };
@@ -264,7 +313,9 @@ async fn two_nodes_one_winner() {
 
     // The same for completion: opened on A, 20 completes split across A and B.
     for round in 100..110 {
-        a.put(key(round), record(later, "c"), now).await.unwrap();
+        a.put(key(round), record(later, "c"), free(), now)
+            .await
+            .unwrap();
         assert!(b
             .open(key(round), now, Duration::from_secs(30))
             .await
@@ -303,14 +354,16 @@ async fn outage_fails_closed_and_recovers() {
     let s = store(&server, &fresh_prefix()).await;
     let now = SystemTime::now();
     let later = now + Duration::from_secs(60);
-    s.put(key(1), record(later, "before"), now).await.unwrap();
+    s.put(key(1), record(later, "before"), free(), now)
+        .await
+        .unwrap();
 
     server.stop();
     // Allow the timeout plus scheduling slack on a loaded machine.
     let bound = OP_TIMEOUT + Duration::from_millis(400);
     for attempt in 0..3 {
         let started = Instant::now();
-        let put = s.put(key(2), record(later, "during"), now).await;
+        let put = s.put(key(2), record(later, "during"), free(), now).await;
         assert!(
             matches!(put, Err(StoreError::Unavailable(_))),
             "put {attempt}: {put:?}"
@@ -353,7 +406,7 @@ async fn outage_fails_closed_and_recovers() {
     let restarted = Instant::now();
     let mut recovered = false;
     while restarted.elapsed() < Duration::from_secs(5) {
-        match s.put(key(2), record(later, "after"), now).await {
+        match s.put(key(2), record(later, "after"), free(), now).await {
             Ok(()) => {
                 recovered = true;
                 break;
@@ -394,15 +447,20 @@ async fn expiry_in_real_time_on_both_nodes() {
     let b = store(&server, &prefix).await;
     let t0 = SystemTime::now();
     let short = t0 + Duration::from_secs(2);
-    a.put(key(1), record(short, "1"), t0).await.unwrap();
-    a.put(key(2), record(short, "2"), t0).await.unwrap();
-    a.put(key(3), record(t0 + Duration::from_secs(30), "control"), t0)
-        .await
-        .unwrap();
+    a.put(key(1), record(short, "1"), free(), t0).await.unwrap();
+    a.put(key(2), record(short, "2"), free(), t0).await.unwrap();
+    a.put(
+        key(3),
+        record(t0 + Duration::from_secs(30), "control"),
+        free(),
+        t0,
+    )
+    .await
+    .unwrap();
 
     let mut raw = raw(&server).await;
     let pttl: i64 = redis::cmd("PTTL")
-        .arg(format!("{prefix}:{}", key(1).to_hex()))
+        .arg(record_key_name(&prefix, key(1)))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -413,8 +471,8 @@ async fn expiry_in_real_time_on_both_nodes() {
 
     // Redis itself has dropped them: the key is gone even for a caller whose clock lags.
     let exists: u32 = redis::cmd("EXISTS")
-        .arg(format!("{prefix}:{}", key(1).to_hex()))
-        .arg(format!("{prefix}:{}", key(2).to_hex()))
+        .arg(record_key_name(&prefix, key(1)))
+        .arg(record_key_name(&prefix, key(2)))
         .query_async(&mut raw)
         .await
         .unwrap();
@@ -444,6 +502,32 @@ async fn bad_configuration_is_reported_at_connect() {
     }
 }
 
+/// The shard count is part of every key's name: chosen from the limits unless set, within 1-1024;
+/// a prefix must not contain the braces of a Redis Cluster hash tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_and_prefixes_are_checked() {
+    let url = "redis://127.0.0.1:1/";
+    let lazy = |config: RedisStoreConfig| RedisStore::connect_lazy(config);
+    let partitions = |config| lazy(config).expect("valid").limits().partitions();
+    assert_eq!(partitions(RedisStoreConfig::new(url)), 16);
+    assert_eq!(partitions(RedisStoreConfig::new(url).max_entries(3)), 1);
+    assert_eq!(
+        partitions(RedisStoreConfig::new(url).max_stored_bytes(64 << 20)),
+        8
+    );
+    assert_eq!(partitions(RedisStoreConfig::new(url).shards(4)), 4);
+    for bad in [
+        RedisStoreConfig::new(url).shards(0),
+        RedisStoreConfig::new(url).shards(1025),
+        RedisStoreConfig::new(url).prefix("tower-par:{tenant}"),
+    ] {
+        assert!(
+            matches!(lazy(bad), Err(StoreError::Unavailable(_))),
+            "refused at creation"
+        );
+    }
+}
+
 /// `rediss://` with a private CA (feature `redis-tls`); an untrusted server is refused.
 #[cfg(feature = "redis-tls")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,9 +538,14 @@ async fn tls_with_a_private_ca() {
         .await
         .expect("connect over TLS");
     let now = SystemTime::now();
-    s.put(key(1), record(now + Duration::from_secs(60), "tls"), now)
-        .await
-        .unwrap();
+    s.put(
+        key(1),
+        record(now + Duration::from_secs(60), "tls"),
+        free(),
+        now,
+    )
+    .await
+    .unwrap();
     assert!(s.take(key(1), now).await.unwrap().is_some());
     // The system roots do not know the test CA; plain TCP does not speak TLS.
     assert!(matches!(

@@ -15,7 +15,13 @@ pub(crate) use self::signed::{
 };
 pub use self::static_clients::StaticClients;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -285,9 +291,13 @@ pub struct Client {
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
+    par_max_outstanding: Option<u64>,
+    par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jwt::ClientKeys>,
+    /// The digest naming this client's share of the store, with the issuer it was derived for.
+    share_bucket: OnceLock<(Arc<str>, crate::store::StoreKey)>,
 }
 
 impl Client {
@@ -303,6 +313,8 @@ impl Client {
             grant_types: Vec::new(),
             require_par: false,
             par_lifetime: None,
+            par_max_outstanding: None,
+            par_max_outstanding_bytes: None,
             require_signed_request_object: false,
             #[cfg(feature = "jwt")]
             jwks: None,
@@ -380,6 +392,22 @@ impl Client {
         self.par_lifetime
     }
 
+    /// The most pushed requests this client may hold in the store at once, if it has its own
+    /// limit (otherwise the layer's [`client_share`](crate::ParLayerBuilder::client_share) of
+    /// the store's entries applies).
+    #[must_use]
+    pub const fn par_max_outstanding(&self) -> Option<u64> {
+        self.par_max_outstanding
+    }
+
+    /// The most bytes of pushed requests ([`Record::weight`](crate::store::Record::weight)s) this
+    /// client may hold in the store at once, if it has its own limit (otherwise the layer's
+    /// [`client_share`](crate::ParLayerBuilder::client_share) of the store's bytes applies).
+    #[must_use]
+    pub const fn par_max_outstanding_bytes(&self) -> Option<u64> {
+        self.par_max_outstanding_bytes
+    }
+
     /// Whether the client must push signed request objects (RFC 9101 §10.5).
     #[must_use]
     pub const fn require_signed_request_object(&self) -> bool {
@@ -415,6 +443,26 @@ impl Client {
             .collect()
     }
 
+    /// The digest naming this client's share of the store under `issuer`: `derive`d once per
+    /// client object and issuer, because a SHA-256 per push was a tenth of the push's
+    /// instructions (benches/layer.rs).
+    pub(crate) fn share_bucket(
+        &self,
+        issuer: &Arc<str>,
+        derive: impl FnOnce() -> crate::store::StoreKey,
+    ) -> crate::store::StoreKey {
+        if let Some((derived_for, bucket)) = self.share_bucket.get() {
+            if Arc::ptr_eq(derived_for, issuer) || **derived_for == **issuer {
+                return *bucket;
+            }
+            // Another issuer (one client object in two layers): derive, and keep the first.
+            return derive();
+        }
+        let bucket = derive();
+        let _ = self.share_bucket.set((Arc::clone(issuer), bucket));
+        bucket
+    }
+
     #[cfg(feature = "jwt")]
     pub(crate) const fn keys(&self) -> Option<&crate::jwt::ClientKeys> {
         self.keys.as_ref()
@@ -444,6 +492,8 @@ pub struct ClientBuilder {
     grant_types: Vec<String>,
     require_par: bool,
     par_lifetime: Option<Duration>,
+    par_max_outstanding: Option<u64>,
+    par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
     #[cfg(feature = "jwt")]
     jwks: Option<serde_json::Value>,
@@ -584,6 +634,26 @@ impl ClientBuilder {
         self
     }
 
+    /// The most pushed requests this client may hold in the store at once (at least 1), in
+    /// place of the layer's default share (half of the store's entries). The client's bytes stay
+    /// within the default share unless [`ClientBuilder::par_max_outstanding_bytes`] is set too. A
+    /// public client also stays within the public clients' combined share.
+    ///
+    /// Above half of the store, this client can crowd the others out: raise it only for a
+    /// client that is trusted to hold that much.
+    pub const fn par_max_outstanding(mut self, max: u64) -> Self {
+        self.par_max_outstanding = Some(max);
+        self
+    }
+
+    /// The most bytes ([`Record::weight`](crate::store::Record::weight)s) of pushed requests this
+    /// client may hold in the store at once (at least 1), in place of the layer's default share
+    /// (half of the store's bytes).
+    pub const fn par_max_outstanding_bytes(mut self, max: u64) -> Self {
+        self.par_max_outstanding_bytes = Some(max);
+        self
+    }
+
     /// Requires pushed requests to be signed request objects.
     pub const fn require_signed_request_object(mut self, required: bool) -> Self {
         self.require_signed_request_object = required;
@@ -647,6 +717,14 @@ impl ClientBuilder {
             }
         }
         let web_origins = self.checked_web_origins().map_err(invalid)?;
+        for (member, max) in [
+            ("par_max_outstanding", self.par_max_outstanding),
+            ("par_max_outstanding_bytes", self.par_max_outstanding_bytes),
+        ] {
+            if max == Some(0) {
+                return Err(invalid(format!("{member} must be at least 1")));
+            }
+        }
         #[cfg(not(feature = "jwt"))]
         if matches!(
             self.auth_method,
@@ -678,9 +756,12 @@ impl ClientBuilder {
             grant_types: self.grant_types,
             require_par: self.require_par,
             par_lifetime: self.par_lifetime,
+            par_max_outstanding: self.par_max_outstanding,
+            par_max_outstanding_bytes: self.par_max_outstanding_bytes,
             require_signed_request_object: self.require_signed_request_object,
             #[cfg(feature = "jwt")]
             keys,
+            share_bucket: OnceLock::new(),
         })
     }
 

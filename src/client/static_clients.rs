@@ -21,12 +21,18 @@ use crate::error::ConfigError;
 ///     "grant_types": ["authorization_code"],
 ///     "require_par": false,
 ///     "par_lifetime_secs": 60,
-///     "web_origins": ["https://client.example.org"]
+///     "web_origins": ["https://client.example.org"],
+///     "par_max_outstanding": 1000,
+///     "par_max_outstanding_bytes": 1048576
 /// }]}
 /// ```
 ///
 /// `web_origins` lists the origins whose pages may push as the client and read the answers
 /// (CORS); a public client without it gets its redirect URIs' origins, a confidential one none.
+///
+/// `par_max_outstanding` and `par_max_outstanding_bytes` (optional, at least 1) cap how many
+/// pushed requests, and how many bytes of them, the client may hold in the store at once, in
+/// place of the layer's default share (see [`ClientBuilder::par_max_outstanding`](crate::client::ClientBuilder::par_max_outstanding)).
 ///
 /// `auth_method` is one of `client_secret_basic`, `client_secret_post`, `none`, and with the
 /// `jwt` feature `client_secret_jwt` and `private_key_jwt` (which add `jwks` and
@@ -90,6 +96,10 @@ struct ClientEntry {
     require_par: bool,
     #[serde(default)]
     par_lifetime_secs: Option<u64>,
+    #[serde(default)]
+    par_max_outstanding: Option<u64>,
+    #[serde(default)]
+    par_max_outstanding_bytes: Option<u64>,
     #[serde(default)]
     require_signed_request_object: bool,
     #[serde(default)]
@@ -159,6 +169,12 @@ impl StaticClients {
             }
             if let Some(secs) = entry.par_lifetime_secs {
                 builder = builder.par_lifetime(Duration::from_secs(secs));
+            }
+            if let Some(max) = entry.par_max_outstanding {
+                builder = builder.par_max_outstanding(max);
+            }
+            if let Some(max) = entry.par_max_outstanding_bytes {
+                builder = builder.par_max_outstanding_bytes(max);
             }
             match entry.jwks {
                 #[cfg(feature = "jwt")]
@@ -291,6 +307,18 @@ mod tests {
                 r#"{"client_id":"h","auth_method":"none","client_secret_sha256":"xyz"}"#,
                 "must not have a client_secret",
             ),
+            (
+                r#"{"client_id":"i","auth_method":"none","par_max_outstanding":0}"#,
+                "par_max_outstanding must be at least 1",
+            ),
+            (
+                r#"{"client_id":"j","auth_method":"none","par_max_outstanding_bytes":0}"#,
+                "par_max_outstanding_bytes must be at least 1",
+            ),
+            (
+                r#"{"client_id":"k","auth_method":"none","par_max_outstanding":-1}"#,
+                "invalid value",
+            ),
         ];
         for (entry, expected) in cases {
             let err = load(entry).unwrap_err().to_string();
@@ -308,6 +336,19 @@ mod tests {
     fn jwt_methods_need_the_jwt_feature() {
         let err = load(r#"{"client_id":"k","auth_method":"private_key_jwt"}"#).unwrap_err();
         assert!(err.to_string().contains("`jwt` feature"), "{err}");
+    }
+
+    #[test]
+    fn outstanding_limits_load() {
+        let clients = load(
+            r#"{"client_id":"a","auth_method":"none","par_max_outstanding":5,"par_max_outstanding_bytes":4096}"#,
+        )
+        .unwrap();
+        let a = clients.get("a").unwrap();
+        assert_eq!(a.par_max_outstanding(), Some(5));
+        assert_eq!(a.par_max_outstanding_bytes(), Some(4096));
+        let clients = load(r#"{"client_id":"b","auth_method":"none"}"#).unwrap();
+        assert_eq!(clients.get("b").unwrap().par_max_outstanding(), None);
     }
 
     #[test]

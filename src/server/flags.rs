@@ -6,7 +6,9 @@ use tokio::net::TcpListener;
 
 use super::ServeConfig;
 use crate::{
-    client::StaticClients, store::ParStore, Consumption, MemoryStore, ParLayer, ParLayerBuilder,
+    client::StaticClients,
+    store::{ParStore, StoreLimits, DEFAULT_MAX_ENTRIES, DEFAULT_MAX_STORED_BYTES},
+    Consumption, MemoryStore, ParLayer, ParLayerBuilder,
 };
 
 /// A flag the binaries cannot use, or a start-up step it names that failed (a clients file that
@@ -83,6 +85,8 @@ pub struct CommonFlags {
     pub lifetime: Duration,
     /// `--capacity N`: the most stored requests (default 1,000,000).
     pub capacity: u64,
+    /// `--max-stored-bytes N`: the byte budget of the store (default 256 MiB).
+    pub max_stored_bytes: u64,
     /// `--store memory|redis://…`: where pushed requests live (default `memory`).
     pub store: String,
     /// `--consume strict|completion` (default strict).
@@ -100,7 +104,7 @@ pub struct CommonFlags {
 impl CommonFlags {
     /// The usage text of the common flags.
     pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
-[--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par] \
+[--lifetime SECS] [--capacity N] [--max-stored-bytes N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par] \
 [--body-timeout SECS] [--header-read-timeout SECS]";
 
     /// The defaults, listening on `listen`.
@@ -111,7 +115,8 @@ impl CommonFlags {
             clients: None,
             issuer: None,
             lifetime: Duration::from_secs(60),
-            capacity: 1_000_000,
+            capacity: DEFAULT_MAX_ENTRIES,
+            max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             store: "memory".into(),
             consume: Consumption::Strict,
             require_par: false,
@@ -136,12 +141,13 @@ impl CommonFlags {
             self.require_par = true;
             return Ok(true);
         }
-        const WITH_VALUE: [&str; 9] = [
+        const WITH_VALUE: [&str; 10] = [
             "--listen",
             "--clients",
             "--issuer",
             "--lifetime",
             "--capacity",
+            "--max-stored-bytes",
             "--store",
             "--consume",
             "--body-timeout",
@@ -174,6 +180,13 @@ impl CommonFlags {
                     .ok()
                     .filter(|&n| n > 0)
                     .ok_or_else(|| bad("not a positive number"))?;
+            }
+            "--max-stored-bytes" => {
+                self.max_stored_bytes = value
+                    .parse()
+                    .ok()
+                    .filter(|&n| n > 0)
+                    .ok_or_else(|| bad("not a positive number of bytes"))?;
             }
             "--store" => {
                 if value != "memory"
@@ -257,15 +270,22 @@ impl CommonFlags {
         .map_err(|err| FlagError(err.to_string()))
     }
 
-    /// The store `--store` names: a [`MemoryStore`] of `--capacity` entries, or a Redis store
-    /// (feature `redis`) whose keys are prefixed with the issuer, capped at `--capacity`.
+    /// The store-wide limits `--capacity` and `--max-stored-bytes` describe.
+    #[must_use]
+    pub fn limits(&self) -> StoreLimits {
+        StoreLimits::new(self.capacity, self.max_stored_bytes)
+    }
+
+    /// The store `--store` names: a [`MemoryStore`] of `--capacity` entries and
+    /// `--max-stored-bytes` bytes, or a Redis store (feature `redis`) whose keys are prefixed
+    /// with the issuer, with the same limits.
     ///
     /// # Errors
     ///
     /// Redis cannot be reached, or this build has no Redis support.
     pub async fn store(&self, issuer: &str) -> Result<Arc<dyn ParStore>, FlagError> {
         if self.store == "memory" {
-            return Ok(Arc::new(MemoryStore::with_capacity(self.capacity)));
+            return Ok(Arc::new(MemoryStore::with_limits(self.limits())));
         }
         self.redis_store(issuer).await
     }
@@ -275,7 +295,8 @@ impl CommonFlags {
         let url = &self.store;
         let config = crate::store::RedisStoreConfig::new(url.as_str())
             .prefix(format!("tower-par:{issuer}"))
-            .max_entries(self.capacity);
+            .max_entries(self.capacity)
+            .max_stored_bytes(self.max_stored_bytes);
         let store = crate::store::RedisStore::connect(config)
             .await
             .map_err(|err| FlagError(format!("redis store {url}: {err}")))?;

@@ -19,34 +19,44 @@
 //! against it, because moka hands out entries that its own timers consider expired (`remove`
 //! returns them, D3) and because moka's clock is not the layer's (tests use a fake clock, D6).
 //!
-//! **Capacity is exact and never enforced by moka.** moka's default TinyLFU policy silently drops
+//! **Budgets are exact and never enforced by moka.** moka's default TinyLFU policy silently drops
 //! new entries when full (D2), and its `entry_count` is an estimate. So the cache uses LRU with
-//! `max_capacity` well above `capacity` (moka never evicts a live entry for size), and the store
-//! keeps its own count in [`Shared::count`]: the number of values physically in the cache plus
-//! the admissions still in flight. A new key needs an admission (`count < capacity`, reserved
-//! atomically); a transition of a present key (open, replacing a dead entry) needs none because it
-//! does not change the number of entries.
+//! `max_capacity` well above the entry limit (moka never evicts a live entry for size), and the
+//! store keeps its own books in a [`Ledger`]: entries and bytes store-wide and per share bucket,
+//! counting the values physically in the cache plus the admissions still in flight. A new value
+//! needs an admission, reserved atomically against every limit it is charged to (its shares
+//! first, then the store); a transition that keeps the value's charge (open) needs none. Each
+//! value carries what it was charged to ([`Charged`]), so that its removal gives back exactly
+//! that.
 //!
-//! The count is kept by moka's own hooks rather than by the code around the calls, so that it
-//! stays exact when a caller's future is dropped half-way (hyper drops the service future when a
-//! client disconnects): the [`Expiry`] callbacks, which moka calls synchronously right after it
-//! has stored a value, add one; the eviction listener, which moka calls for every value leaving
-//! the cache (taken, completed, replaced, expired), subtracts one; the admission guard gives its
-//! reservation back when the operation ends, however it ends. Counting replacements on both sides
-//! also covers a case moka reports oddly: an entry its timers expired but had not yet evicted is
-//! invisible to `and_compute_with` (seen as absent) yet reported as `Replaced` when overwritten.
+//! The books are kept by moka's own hooks rather than by the code around the calls, so that they
+//! stay exact when a caller's future is dropped half-way (hyper drops the service future when a
+//! client disconnects) and are never counted twice: an admission reserves the new value's charge
+//! and notes its key; the [`Expiry`] callbacks, which moka calls synchronously right after it has
+//! stored a value, turn that reservation into the value's charge (or, for a value stored without
+//! one, an opened record, add its charge); the eviction listener, which moka calls for every value
+//! leaving the cache (taken, completed, replaced, expired), subtracts its charge; the admission
+//! guard gives its reservation back when the operation ends without storing, however it ends.
+//! Counting replacements on both sides also covers a case moka reports oddly: an entry its timers
+//! expired but had not yet evicted is invisible to `and_compute_with` (seen as absent) yet
+//! reported as `Replaced` when overwritten. One mutex guards the books: an admission checks and
+//! reserves up to three counters (store, owner, group) as one step, and the lock is never held
+//! while calling moka. Only opening a record counts it twice for an instant (its new state is
+//! charged before its old one is given back), which can refuse a concurrent put at a limit but
+//! never admit one past it.
 //!
-//! When the count says full, the store first lets moka evict what its timers expired
+//! When an admission is refused, the store first lets moka evict what its timers expired
 //! (`run_pending_tasks`; moka's timer wheel evicts on its next tick, about a second after the
 //! deadline, and hides expired entries from lookups until then), then, if some entry is known to
 //! be dead by `now`, sweeps dead entries
 //! (at most once per [`SWEEP_INTERVAL_MS`] of `now`, so a flood of pushes against a full store cannot
-//! turn every refusal into a full scan), and only then refuses with [`StoreError::Full`].
+//! turn every refusal into a full scan), and only then refuses with [`StoreError::ShareExhausted`]
+//! or [`StoreError::Full`].
 //!
-//! One corner stays approximate: an entry under the *same* key that moka has expired but not yet
-//! evicted is invisible, so overwriting it asks for an admission it does not need; in a full
-//! store that refusal lasts until moka's next tick. Handles are random, so only a replayed JWT id
-//! arriving in that second can meet it.
+//! One corner stays conservative: replacing a dead entry under the *same* key asks for an
+//! admission of the new value while the dead one still counts (crediting the dead one could race
+//! with moka's own eviction of it and over-admit), so at a limit that put waits for the sweep.
+//! Handles are random, so only a replayed JWT id can meet it.
 //!
 //! **moka's per-entry expiry only reclaims memory.** Each value carries its remaining lifetime,
 //! computed at write time from the injected `now`, plus [`RECLAIM_GRACE`]: moka must never drop
@@ -54,11 +64,12 @@
 //! early.
 
 use std::{
+    collections::{HashMap, HashSet},
     fmt,
     hash::{BuildHasherDefault, Hasher},
     sync::{
         atomic::{AtomicU64, Ordering},
-        Arc,
+        Arc, Mutex, MutexGuard, PoisonError,
     },
     time::{Duration, Instant, SystemTime},
 };
@@ -71,7 +82,10 @@ use moka::{
     Expiry,
 };
 
-use super::{unix_millis, ParStore, Record, StoreError, StoreFuture, StoreKey};
+use super::{
+    unix_millis, Charge, ParStore, Record, StoreError, StoreFuture, StoreKey, StoreLimits,
+    RECORD_OVERHEAD_BYTES,
+};
 
 /// How long after its deadline (by the injected clock) moka may reclaim an entry. Covers the gap
 /// between the layer's clock and moka's monotonic one: a `now` read before a slow step, a fake
@@ -83,25 +97,33 @@ const SWEEP_INTERVAL_MS: u64 = 1_000;
 
 /// A bounded in-memory [`ParStore`] for single-node deployments, built on `moka::sync::Cache`.
 ///
-/// Holds at most `capacity` live entries (pushed requests and replay-memory entries together);
-/// a push into a full store is refused with [`StoreError::Full`] (the layer answers `503`), never
-/// accepted and dropped later. Cloning is cheap and shares the entries.
+/// Holds at most `max_entries` live entries weighing at most `max_bytes` bytes (pushed requests
+/// and replay-memory entries together, see [`StoreLimits`]), and keeps every client within the
+/// [`Share`](super::Share)s its records are charged to. A push past a limit is refused with
+/// [`StoreError::Full`] or [`StoreError::ShareExhausted`] (the layer answers `503` or `429`),
+/// never accepted and dropped later. Cloning is cheap and shares the entries.
 ///
 /// Use a shared backend (the Redis store, feature `redis`) when several nodes serve one issuer: a
 /// handle pushed to one node must be redeemable on another.
 ///
 /// ```
 /// use std::time::{Duration, SystemTime};
-/// use tower_par::store::{MemoryStore, ParStore, Record, StoreError, StoreKey};
+/// use tower_par::store::{Charge, MemoryStore, ParStore, Record, Share, StoreError, StoreKey, StoreLimits};
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-/// let store = MemoryStore::with_capacity(1);
+/// let store = MemoryStore::with_limits(StoreLimits::new(2, 1 << 20));
 /// let now = SystemTime::now();
 /// let record = Record::new(now + Duration::from_secs(60), "scope=openid");
-/// let first = StoreKey::derive("https://as.example.com", "web-app", b"one");
-/// let second = StoreKey::derive("https://as.example.com", "web-app", b"two");
-/// store.put(first, record.clone(), now).await.unwrap();
-/// assert!(matches!(store.put(second, record, now).await, Err(StoreError::Full)));
+/// let key = |handle: &[u8]| StoreKey::derive("https://as.example.com", "web-app", handle);
+/// let bucket = |client: &str| StoreKey::derive_tagged(b"share", "https://as.example.com", client, b"");
+/// let web_app = Charge::new(Share::new(bucket("web-app"), 1, 1 << 20));
+/// let other = Charge::new(Share::new(bucket("other"), 1, 1 << 20));
+///
+/// store.put(key(b"one"), record.clone(), web_app, now).await.unwrap();
+/// // web-app's share is one record; the store still has room for another client.
+/// assert!(matches!(store.put(key(b"two"), record.clone(), web_app, now).await, Err(StoreError::ShareExhausted)));
+/// store.put(key(b"three"), record.clone(), other, now).await.unwrap();
+/// assert!(matches!(store.put(key(b"four"), record, other, now).await, Err(StoreError::ShareExhausted)));
 /// # }
 /// ```
 #[derive(Clone)]
@@ -111,125 +133,244 @@ pub struct MemoryStore {
     reclaim_grace: Duration,
 }
 
-/// What one key holds.
+/// What one key holds: its state, what it is charged to, and when moka may reclaim it.
 #[derive(Clone)]
-enum Slot {
+struct Slot {
+    state: State,
+    charged: Charged,
+    reclaim_after: Duration,
+}
+
+#[derive(Clone)]
+enum State {
     /// Pushed, never opened: alive while `now < record.expires_at()`.
-    Pushed {
-        record: Record,
-        reclaim_after: Duration,
-    },
+    Pushed(Record),
     /// Opened for consumption at completion: alive while `now < keep_until_ms`, even past the
     /// record's own `expires_at` (the user may still be logging in).
-    Opened {
-        record: Record,
-        keep_until_ms: u64,
-        reclaim_after: Duration,
-    },
+    Opened { record: Record, keep_until_ms: u64 },
     /// A remembered id (replay memory): alive while `now < until_ms`.
-    Remembered {
-        until_ms: u64,
-        reclaim_after: Duration,
-    },
+    Remembered { until_ms: u64 },
+}
+
+/// What a value is charged to: its weight, one entry, and the share buckets (none for replay
+/// memory, which counts store-wide only).
+#[derive(Clone, Copy)]
+struct Charged {
+    weight: u64,
+    owner: Option<StoreKey>,
+    group: Option<StoreKey>,
+}
+
+impl Charged {
+    fn record(record: &Record, charge: &Charge) -> Self {
+        Self {
+            weight: record.weight(),
+            owner: Some(*charge.owner().bucket()),
+            group: charge.group().map(|g| *g.bucket()),
+        }
+    }
+
+    const fn remembered() -> Self {
+        Self {
+            weight: RECORD_OVERHEAD_BYTES,
+            owner: None,
+            group: None,
+        }
+    }
+
+    fn buckets(&self) -> impl Iterator<Item = &StoreKey> {
+        self.owner.iter().chain(self.group.iter())
+    }
 }
 
 impl Slot {
     /// The first instant (Unix milliseconds, injected clock) at which this entry is dead.
     fn dead_from_ms(&self) -> u64 {
-        match self {
-            Self::Pushed { record, .. } => record.expires_at_millis(),
-            Self::Opened { keep_until_ms, .. } => *keep_until_ms,
-            Self::Remembered { until_ms, .. } => *until_ms,
+        match &self.state {
+            State::Pushed(record) => record.expires_at_millis(),
+            State::Opened { keep_until_ms, .. } => *keep_until_ms,
+            State::Remembered { until_ms } => *until_ms,
         }
     }
 
     fn is_dead(&self, now_ms: u64) -> bool {
         now_ms >= self.dead_from_ms()
     }
+}
 
-    /// How long moka should keep the value (memory reclamation only).
-    fn reclaim_after(&self) -> Duration {
-        match self {
-            Self::Pushed { reclaim_after, .. }
-            | Self::Opened { reclaim_after, .. }
-            | Self::Remembered { reclaim_after, .. } => *reclaim_after,
+/// Entries and bytes held.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+struct Usage {
+    entries: u64,
+    bytes: u64,
+}
+
+impl Usage {
+    fn add(&mut self, weight: u64) {
+        self.entries += 1;
+        self.bytes = self.bytes.saturating_add(weight);
+    }
+
+    /// Saturating: an underflow would read as "full forever"; the books are exact by
+    /// construction, so this only guards against a moka behaviour change.
+    fn sub(&mut self, weight: u64) {
+        self.entries = self.entries.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub(weight);
+    }
+}
+
+/// The store's books: what the cache holds plus the admissions in flight, store-wide and per
+/// share bucket. A bucket leaves the map when it holds nothing.
+#[derive(Default)]
+struct Ledger {
+    total: Usage,
+    buckets: HashMap<StoreKey, Usage, BuildHasherDefault<DigestHasher>>,
+    /// Keys with an admission in flight: its reservation becomes the charge of the value moka
+    /// stores under the key, or is given back if none is stored. (moka runs the operations on
+    /// one key one at a time, so a key has at most one.)
+    admitted: HashSet<StoreKey, BuildHasherDefault<DigestHasher>>,
+}
+
+impl Ledger {
+    fn add(&mut self, charged: &Charged) {
+        self.total.add(charged.weight);
+        for bucket in charged.buckets() {
+            self.buckets.entry(*bucket).or_default().add(charged.weight);
+        }
+    }
+
+    fn sub(&mut self, charged: &Charged) {
+        self.total.sub(charged.weight);
+        for bucket in charged.buckets() {
+            if let Some(usage) = self.buckets.get_mut(bucket) {
+                usage.sub(charged.weight);
+                if usage.entries == 0 {
+                    self.buckets.remove(bucket);
+                }
+            }
+        }
+    }
+
+    /// Whether one more value of `weight` fits every share of `charge`, then the store.
+    fn check(
+        &self,
+        limits: &StoreLimits,
+        weight: u64,
+        charge: Option<&Charge>,
+    ) -> Result<(), StoreError> {
+        for share in charge.into_iter().flat_map(Charge::shares) {
+            let used = self
+                .buckets
+                .get(share.bucket())
+                .copied()
+                .unwrap_or_default();
+            if !share.admits(used.entries, used.bytes, weight) {
+                return Err(StoreError::ShareExhausted);
+            }
+        }
+        if limits.admits(self.total.entries, self.total.bytes, weight) {
+            Ok(())
+        } else {
+            Err(StoreError::Full)
         }
     }
 }
 
 /// State shared by the store handles and moka's hooks.
 struct Shared {
-    capacity: u64,
-    /// Values physically in the cache plus admissions in flight (see the module docs).
-    count: AtomicU64,
+    limits: StoreLimits,
+    ledger: Mutex<Ledger>,
     /// A lower bound of the earliest `dead_from_ms` of any stored value, or `u64::MAX`; a sweep
     /// is only worth running once `now` has reached it.
     sweep_from_ms: AtomicU64,
 }
 
 impl Shared {
-    /// Reserves room for one new entry; `None` when `capacity` entries exist (or are admitted).
-    fn admit(self: &Arc<Self>) -> Option<Admission> {
-        self.count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                (count < self.capacity).then_some(count + 1)
-            })
-            .ok()
-            .map(|_| Admission(Arc::clone(self)))
+    /// The books. A panic while they were held cannot leave them half-updated (every update is
+    /// a few additions), so a poisoned lock is used as it is.
+    fn ledger(&self) -> MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn is_full(&self) -> bool {
-        self.count.load(Ordering::Acquire) >= self.capacity
+    /// Reserves room for one new value under `key` charged as `charged`, against every limit
+    /// of `charge` and the store's.
+    fn admit(
+        self: &Arc<Self>,
+        key: StoreKey,
+        charged: Charged,
+        charge: Option<&Charge>,
+    ) -> Result<Admission, StoreError> {
+        let mut ledger = self.ledger();
+        ledger.check(&self.limits, charged.weight, charge)?;
+        ledger.add(&charged);
+        ledger.admitted.insert(key);
+        drop(ledger);
+        Ok(Admission {
+            shared: Arc::clone(self),
+            key,
+            charged,
+        })
     }
 
-    /// Called by moka right after it stored `slot`.
-    fn stored(&self, slot: &Slot) {
-        self.count.fetch_add(1, Ordering::AcqRel);
+    fn would_admit(&self, weight: u64, charge: Option<&Charge>) -> bool {
+        self.ledger().check(&self.limits, weight, charge).is_ok()
+    }
+
+    /// Called by moka right after it stored `slot` under `key`: an admitted value is charged
+    /// already (its reservation), any other (an opened record) is charged now.
+    fn stored(&self, key: &StoreKey, slot: &Slot) {
+        let mut ledger = self.ledger();
+        if !ledger.admitted.remove(key) {
+            ledger.add(&slot.charged);
+        }
+        drop(ledger);
         self.sweep_from_ms
             .fetch_min(slot.dead_from_ms(), Ordering::AcqRel);
     }
 
-    /// Called for every value that leaves the cache, and when an admission ends.
-    fn release(&self) {
-        // Saturating: an underflow would wrap to "full forever"; the count is exact by
-        // construction, so this only guards against a moka behaviour change.
-        let _ = self
-            .count
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |count| {
-                Some(count.saturating_sub(1))
-            });
+    /// Called for every value that leaves the cache.
+    fn released(&self, slot: &Slot) {
+        self.ledger().sub(&slot.charged);
     }
 }
 
-/// One reserved place; given back when the operation ends. If the operation stored a new entry,
-/// moka's [`Expiry`] hook has counted it by then, so the entry keeps its place.
-struct Admission(Arc<Shared>);
+/// One reserved place. If the operation stored the value, moka's [`Expiry`] hook has turned the
+/// reservation into the value's charge by the time this is dropped; otherwise the drop gives it
+/// back.
+struct Admission {
+    shared: Arc<Shared>,
+    key: StoreKey,
+    charged: Charged,
+}
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        self.0.release();
+        let mut ledger = self.shared.ledger();
+        if ledger.admitted.remove(&self.key) {
+            ledger.sub(&self.charged);
+        }
     }
 }
 
-/// moka's per-entry expiry. Also the hook that counts stored values (see the module docs): moka
+/// moka's per-entry expiry. Also the hook that charges stored values (see the module docs): moka
 /// calls exactly one of these two methods for each value it stores, synchronously after storing.
 struct Reclaim(Arc<Shared>);
 
 impl Expiry<StoreKey, Slot> for Reclaim {
-    fn expire_after_create(&self, _key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
-        self.0.stored(slot);
-        Some(slot.reclaim_after())
+    fn expire_after_create(&self, key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
+        self.0.stored(key, slot);
+        Some(slot.reclaim_after)
     }
 
     fn expire_after_update(
         &self,
-        _key: &StoreKey,
+        key: &StoreKey,
         slot: &Slot,
         _at: Instant,
         _remaining: Option<Duration>,
     ) -> Option<Duration> {
-        self.0.stored(slot);
-        Some(slot.reclaim_after())
+        self.0.stored(key, slot);
+        Some(slot.reclaim_after)
     }
 }
 
@@ -256,36 +397,41 @@ impl Hasher for DigestHasher {
     }
 }
 
-/// Outcome of an insert-if-absent-or-dead (`put`, `remember`).
-enum Insert {
-    Stored,
-    Present,
-    Full,
-}
-
 impl MemoryStore {
     /// A store that holds at most `capacity` live entries (pushed requests and remembered ids
-    /// together). Size it as at least peak pushes per second × request lifetime, plus JWT ids
-    /// remembered over their lifetime, with a safety factor.
+    /// together) weighing at most [`DEFAULT_MAX_STORED_BYTES`](super::DEFAULT_MAX_STORED_BYTES).
+    /// Size it as at least peak pushes per second × request lifetime, plus JWT ids remembered
+    /// over their lifetime, with a safety factor.
     #[must_use]
     pub fn with_capacity(capacity: u64) -> Self {
-        Self::build(capacity, RECLAIM_GRACE)
+        Self::with_limits(StoreLimits::new(capacity, super::DEFAULT_MAX_STORED_BYTES))
     }
 
-    fn build(capacity: u64, reclaim_grace: Duration) -> Self {
+    /// A store within `limits` (entries and bytes; its partitions are ignored: this store keeps
+    /// one exact count).
+    #[must_use]
+    pub fn with_limits(limits: StoreLimits) -> Self {
+        Self::build(limits, RECLAIM_GRACE)
+    }
+
+    fn build(limits: StoreLimits, reclaim_grace: Duration) -> Self {
+        let limits = StoreLimits::new(limits.max_entries(), limits.max_bytes());
         let shared = Arc::new(Shared {
-            capacity,
-            count: AtomicU64::new(0),
+            limits,
+            ledger: Mutex::new(Ledger::default()),
             sweep_from_ms: AtomicU64::new(u64::MAX),
         });
         let listener = Arc::clone(&shared);
+        let capacity = limits.max_entries();
         let cache = Cache::builder()
             // Headroom: moka's size bookkeeping lags behind the exact count; it must never be
             // the one that decides (it would evict a live request).
             .max_capacity(capacity.saturating_add(capacity / 4).saturating_add(64))
             .eviction_policy(EvictionPolicy::lru())
             .expire_after(Reclaim(Arc::clone(&shared)))
-            .eviction_listener(move |_key, _slot, _cause: RemovalCause| listener.release())
+            .eviction_listener(move |_key, slot: Slot, _cause: RemovalCause| {
+                listener.released(&slot);
+            })
             .build_with_hasher(BuildHasherDefault::default());
         Self {
             cache,
@@ -299,41 +445,53 @@ impl MemoryStore {
             .saturating_add(self.reclaim_grace)
     }
 
-    /// Stores `slot` unless an alive entry holds `key`; admits new keys against the capacity.
-    fn insert(&self, key: StoreKey, slot: Slot, now_ms: u64) -> Insert {
+    /// Stores `slot` unless an alive entry holds `key` (`Ok(false)`); admits it against the
+    /// store's limits and the shares of `charge`.
+    fn insert(
+        &self,
+        key: StoreKey,
+        slot: Slot,
+        charge: Option<&Charge>,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
         let mut retried = false;
         loop {
             let mut admission = None;
+            let mut refused = None;
             let candidate = slot.clone();
             let result = self.cache.entry(key).and_compute_with(|current| {
                 match current {
                     Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
-                    // A dead entry is replaced in place: the number of entries is unchanged.
-                    Some(_) => Op::Put(candidate),
-                    None => match self.shared.admit() {
-                        Some(reserved) => {
+                    // New, or replacing a dead entry (which keeps its charge until moka's
+                    // listener gives it back, so the admission is conservative).
+                    _ => match self.shared.admit(key, slot.charged, charge) {
+                        Ok(reserved) => {
                             admission = Some(reserved);
                             Op::Put(candidate)
                         }
-                        None => Op::Nop,
+                        Err(refusal) => {
+                            refused = Some(refusal);
+                            Op::Nop
+                        }
                     },
                 }
             });
             drop(admission);
-            match result {
-                CompResult::Inserted(_) | CompResult::ReplacedWith(_) => return Insert::Stored,
-                CompResult::Unchanged(_) => return Insert::Present,
-                // `StillNone` only comes from a refused admission (`Remove` is never asked for).
-                CompResult::StillNone(_) | CompResult::Removed(_) => {
+            match (result, refused) {
+                (CompResult::Inserted(_) | CompResult::ReplacedWith(_), _) => return Ok(true),
+                (_, None) => return Ok(false),
+                (_, Some(refusal)) => {
                     if retried {
                         tracing::warn!(
-                            capacity = self.shared.capacity,
-                            "memory store full, refusing an entry"
+                            max_entries = self.shared.limits.max_entries(),
+                            max_bytes = self.shared.limits.max_bytes(),
+                            error = %refusal,
+                            "memory store refusing an entry"
                         );
-                        return Insert::Full;
+                        return Err(refusal);
                     }
                     retried = true;
-                    self.make_room(now_ms);
+                    self.make_room(slot.charged.weight, charge, now_ms);
                 }
             }
         }
@@ -341,9 +499,9 @@ impl MemoryStore {
 
     /// Frees what can be freed before a refusal: entries moka's timers expired, then (at most
     /// once per [`SWEEP_INTERVAL_MS`]) entries that are dead by `now`.
-    fn make_room(&self, now_ms: u64) {
+    fn make_room(&self, weight: u64, charge: Option<&Charge>, now_ms: u64) {
         self.cache.run_pending_tasks();
-        if !self.shared.is_full() {
+        if self.shared.would_admit(weight, charge) {
             return;
         }
         let bound = self.shared.sweep_from_ms.load(Ordering::Acquire);
@@ -385,26 +543,42 @@ impl MemoryStore {
 impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Never the entries: records can carry personal data (RFC 9126 §8).
+        let (total, buckets) = {
+            let ledger = self.shared.ledger();
+            (ledger.total, ledger.buckets.len())
+        };
         f.debug_struct("MemoryStore")
-            .field("capacity", &self.shared.capacity)
-            .field("entries", &self.shared.count.load(Ordering::Relaxed))
+            .field("max_entries", &self.shared.limits.max_entries())
+            .field("max_bytes", &self.shared.limits.max_bytes())
+            .field("entries", &total.entries)
+            .field("bytes", &total.bytes)
+            .field("share_buckets", &buckets)
             .finish_non_exhaustive()
     }
 }
 
 impl ParStore for MemoryStore {
-    fn put(&self, key: StoreKey, record: Record, now: SystemTime) -> StoreFuture<'_, ()> {
+    fn limits(&self) -> StoreLimits {
+        self.shared.limits
+    }
+
+    fn put(
+        &self,
+        key: StoreKey,
+        record: Record,
+        charge: Charge,
+        now: SystemTime,
+    ) -> StoreFuture<'_, ()> {
         Box::pin(async move {
             let now_ms = unix_millis(now);
-            let reclaim_after = self.reclaim_after(record.expires_at_millis(), now_ms);
-            let slot = Slot::Pushed {
-                record,
-                reclaim_after,
+            let slot = Slot {
+                reclaim_after: self.reclaim_after(record.expires_at_millis(), now_ms),
+                charged: Charged::record(&record, &charge),
+                state: State::Pushed(record),
             };
-            match self.insert(key, slot, now_ms) {
-                Insert::Stored => Ok(()),
-                Insert::Present => Err(StoreError::Exists),
-                Insert::Full => Err(StoreError::Full),
+            match self.insert(key, slot, Some(&charge), now_ms)? {
+                true => Ok(()),
+                false => Err(StoreError::Exists),
             }
         })
     }
@@ -419,15 +593,18 @@ impl ParStore for MemoryStore {
             let result = self.cache.entry(key).and_compute_with(|current| {
                 match current.as_ref().map(moka::Entry::value) {
                     // Dead entries of any kind go too: they only hold memory.
-                    Some(Slot::Pushed { .. }) => Op::Remove,
+                    Some(Slot {
+                        state: State::Pushed(_),
+                        ..
+                    }) => Op::Remove,
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
                     _ => Op::Nop,
                 }
             });
             // Re-check what was removed (D3): a dead record is removed but not handed out.
             Ok(match result {
-                CompResult::Removed(entry) => match entry.into_value() {
-                    Slot::Pushed { record, .. } if record.is_alive(now) => Some(record),
+                CompResult::Removed(entry) => match entry.into_value().state {
+                    State::Pushed(record) if record.is_alive(now) => Some(record),
                     _ => None,
                 },
                 _ => None,
@@ -449,10 +626,17 @@ impl ParStore for MemoryStore {
             let result = self.cache.entry(key).and_compute_with(|current| {
                 match current.map(moka::Entry::into_value) {
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                    // First open: start the window. Same key, so no admission needed.
-                    Some(Slot::Pushed { record, .. }) => Op::Put(Slot::Opened {
-                        record,
-                        keep_until_ms,
+                    // First open: start the window. Same key and same charge: no admission.
+                    Some(Slot {
+                        state: State::Pushed(record),
+                        charged,
+                        ..
+                    }) => Op::Put(Slot {
+                        state: State::Opened {
+                            record,
+                            keep_until_ms,
+                        },
+                        charged,
                         reclaim_after,
                     }),
                     _ => Op::Nop,
@@ -460,11 +644,10 @@ impl ParStore for MemoryStore {
             });
             Ok(match result {
                 CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
-                    match entry.into_value() {
-                        Slot::Opened {
+                    match entry.into_value().state {
+                        State::Opened {
                             record,
                             keep_until_ms,
-                            ..
                         } if now_ms < keep_until_ms => Some(record),
                         _ => None,
                     }
@@ -480,14 +663,17 @@ impl ParStore for MemoryStore {
             let result = self.cache.entry(key).and_compute_with(|current| {
                 match current.as_ref().map(moka::Entry::value) {
                     Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                    Some(Slot::Opened { .. }) => Op::Remove,
+                    Some(Slot {
+                        state: State::Opened { .. },
+                        ..
+                    }) => Op::Remove,
                     _ => Op::Nop,
                 }
             });
             Ok(match result {
                 CompResult::Removed(entry) => matches!(
-                    entry.into_value(),
-                    Slot::Opened { keep_until_ms, .. } if now_ms < keep_until_ms
+                    entry.into_value().state,
+                    State::Opened { keep_until_ms, .. } if now_ms < keep_until_ms
                 ),
                 _ => false,
             })
@@ -498,15 +684,12 @@ impl ParStore for MemoryStore {
         Box::pin(async move {
             let now_ms = unix_millis(now);
             let until_ms = unix_millis(until);
-            let slot = Slot::Remembered {
-                until_ms,
+            let slot = Slot {
+                state: State::Remembered { until_ms },
+                charged: Charged::remembered(),
                 reclaim_after: self.reclaim_after(until_ms, now_ms),
             };
-            match self.insert(key, slot, now_ms) {
-                Insert::Stored => Ok(true),
-                Insert::Present => Ok(false),
-                Insert::Full => Err(StoreError::Full),
-            }
+            self.insert(key, slot, None, now_ms)
         })
     }
 }
@@ -514,6 +697,7 @@ impl ParStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Share;
 
     fn t0() -> SystemTime {
         // Whole milliseconds, so that `t0 + n ms` is exactly what the records store.
@@ -525,7 +709,15 @@ mod tests {
     }
 
     fn count(store: &MemoryStore) -> u64 {
-        store.shared.count.load(Ordering::Acquire)
+        store.shared.ledger().total.entries
+    }
+
+    fn bucket(name: &str) -> StoreKey {
+        StoreKey::derive_tagged(b"test/share", "https://as.example", name, b"")
+    }
+
+    fn unlimited() -> Charge {
+        Charge::new(Share::unlimited(bucket("client")))
     }
 
     const MIN: Duration = Duration::from_secs(60);
@@ -536,7 +728,7 @@ mod tests {
         let now = t0();
         for n in 0..4 {
             store
-                .put(key(n), Record::new(now + MIN, "p"), now)
+                .put(key(n), Record::new(now + MIN, "p"), unlimited(), now)
                 .await
                 .unwrap();
         }
@@ -553,20 +745,97 @@ mod tests {
         assert_eq!(store.cache.entry_count(), 0);
     }
 
+    /// The books (store-wide and per bucket, entries and bytes) return to zero, and buckets
+    /// leave the map, whichever way the values leave: take, complete, a dead record replaced
+    /// under its key, a dead remembered id renewed. (Sweeps: `entries_dead_by_the_injected_clock…`.)
+    #[tokio::test]
+    async fn books_return_to_zero_whichever_way_values_leave() {
+        let store = MemoryStore::with_limits(StoreLimits::new(4, 1 << 20));
+        let now = t0();
+        let group = Share::new(bucket("public"), 3, 1 << 20);
+        let spa = Charge::new(Share::new(bucket("spa"), 3, 1 << 20)).with_group(group);
+        let web = Charge::new(Share::new(bucket("web"), 3, 1 << 20));
+        let record = |payload: &'static str| Record::new(now + MIN, payload);
+        store.put(key(0), record("a"), spa, now).await.unwrap();
+        store.put(key(1), record("bb"), spa, now).await.unwrap();
+        store.put(key(2), record("ccc"), web, now).await.unwrap();
+        assert!(store.remember(key(3), now + MIN, now).await.unwrap());
+        let books = |store: &MemoryStore| {
+            let ledger = store.shared.ledger();
+            let usage = |name: &str| ledger.buckets.get(&bucket(name)).copied();
+            (ledger.total, usage("spa"), usage("public"), usage("web"))
+        };
+        let w = RECORD_OVERHEAD_BYTES;
+        let used = |entries, bytes| Some(Usage { entries, bytes });
+        assert_eq!(
+            books(&store),
+            (
+                Usage {
+                    entries: 4,
+                    bytes: 6 + 4 * w
+                },
+                used(2, 3 + 2 * w),
+                used(2, 3 + 2 * w),
+                used(1, 3 + w)
+            )
+        );
+
+        assert!(store.take(key(0), now).await.unwrap().is_some());
+        assert!(store.open(key(1), now, MIN).await.unwrap().is_some());
+        assert_eq!(books(&store).1, used(1, 2 + w), "opening keeps the charge");
+        assert!(store.complete(key(1), now).await.unwrap());
+        assert_eq!(books(&store).1, None, "an empty bucket leaves the map");
+        assert_eq!(books(&store).2, None);
+
+        // key(2) and the remembered id are dead a minute later: a put or a remember under the
+        // same key replaces them, and they give their charge back.
+        let later = now + MIN;
+        store
+            .put(key(2), Record::new(later + MIN, "dddd"), web, later)
+            .await
+            .unwrap();
+        assert_eq!(
+            books(&store).3,
+            used(1, 4 + w),
+            "the replacement, charged once"
+        );
+        assert!(store.remember(key(3), later + MIN, later).await.unwrap());
+        assert_eq!(
+            books(&store).0,
+            Usage {
+                entries: 2,
+                bytes: 4 + 2 * w
+            }
+        );
+        assert!(store.take(key(2), later).await.unwrap().is_some());
+        let (total, ..) = books(&store);
+        assert_eq!(
+            total,
+            Usage {
+                entries: 1,
+                bytes: w
+            },
+            "the remembered id"
+        );
+        assert!(store.shared.ledger().buckets.is_empty());
+    }
+
     #[tokio::test]
     async fn capacity_n_accepts_n_refuses_the_next_and_recovers_after_a_take() {
         let store = MemoryStore::with_capacity(5);
         let now = t0();
         for n in 0..4 {
             store
-                .put(key(n), Record::new(now + MIN, "p"), now)
+                .put(key(n), Record::new(now + MIN, "p"), unlimited(), now)
                 .await
                 .unwrap();
         }
         // Replay memory shares the capacity.
         assert!(store.remember(key(100), now + MIN, now).await.unwrap());
         assert!(matches!(
-            store.put(key(4), Record::new(now + MIN, "p"), now).await,
+            store
+                .put(key(4), Record::new(now + MIN, "p"), unlimited(), now)
+                .await,
             Err(StoreError::Full)
         ));
         assert!(matches!(
@@ -578,7 +847,7 @@ mod tests {
         assert!(store.open(key(0), now, MIN).await.unwrap().is_some());
         assert!(store.take(key(1), now).await.unwrap().is_some());
         store
-            .put(key(4), Record::new(now + MIN, "p"), now)
+            .put(key(4), Record::new(now + MIN, "p"), unlimited(), now)
             .await
             .unwrap();
         assert_eq!(count(&store), 5);
@@ -589,7 +858,9 @@ mod tests {
         let store = MemoryStore::with_capacity(0);
         let now = t0();
         assert!(matches!(
-            store.put(key(0), Record::new(now + MIN, "p"), now).await,
+            store
+                .put(key(0), Record::new(now + MIN, "p"), unlimited(), now)
+                .await,
             Err(StoreError::Full)
         ));
         assert_eq!(count(&store), 0);
@@ -601,24 +872,24 @@ mod tests {
         let now = t0();
         let short = Duration::from_secs(1);
         store
-            .put(key(0), Record::new(now + short, "p"), now)
+            .put(key(0), Record::new(now + short, "p"), unlimited(), now)
             .await
             .unwrap();
         assert!(store.remember(key(1), now + short, now).await.unwrap());
         // moka's timers have not fired (real time barely moved), but `now` says both are dead.
         let later = now + Duration::from_secs(2);
         store
-            .put(key(2), Record::new(later + MIN, "p"), later)
+            .put(key(2), Record::new(later + MIN, "p"), unlimited(), later)
             .await
             .unwrap();
         store
-            .put(key(3), Record::new(later + MIN, "p"), later)
+            .put(key(3), Record::new(later + MIN, "p"), unlimited(), later)
             .await
             .unwrap();
         assert_eq!(count(&store), 2);
         assert!(matches!(
             store
-                .put(key(4), Record::new(later + MIN, "p"), later)
+                .put(key(4), Record::new(later + MIN, "p"), unlimited(), later)
                 .await,
             Err(StoreError::Full)
         ));
@@ -629,12 +900,12 @@ mod tests {
         let store = MemoryStore::with_capacity(1);
         let now = t0();
         store
-            .put(key(0), Record::new(now + MIN, "old"), now)
+            .put(key(0), Record::new(now + MIN, "old"), unlimited(), now)
             .await
             .unwrap();
         let later = now + MIN;
         store
-            .put(key(0), Record::new(later + MIN, "new"), later)
+            .put(key(0), Record::new(later + MIN, "new"), unlimited(), later)
             .await
             .unwrap();
         assert_eq!(count(&store), 1);
@@ -648,7 +919,7 @@ mod tests {
         let store = MemoryStore::with_capacity(1);
         let now = t0();
         store
-            .put(key(0), Record::new(now + MIN, "p"), now)
+            .put(key(0), Record::new(now + MIN, "p"), unlimited(), now)
             .await
             .unwrap();
         assert!(store.open(key(0), now, MIN).await.unwrap().is_some());
@@ -662,21 +933,21 @@ mod tests {
     /// (about a second), hence the bounded polling.
     #[tokio::test]
     async fn moka_expiry_frees_capacity_without_leaking_the_count() {
-        let store = MemoryStore::build(3, Duration::ZERO);
+        let store = MemoryStore::build(StoreLimits::new(3, u64::MAX), Duration::ZERO);
         let now = t0();
         let soon = Duration::from_millis(30);
         store
-            .put(key(0), Record::new(now + soon, "p"), now)
+            .put(key(0), Record::new(now + soon, "p"), unlimited(), now)
             .await
             .unwrap();
         store
-            .put(key(1), Record::new(now + soon, "p"), now)
+            .put(key(1), Record::new(now + soon, "p"), unlimited(), now)
             .await
             .unwrap();
         tokio::time::sleep(Duration::from_millis(80)).await;
         let later = now + Duration::from_millis(80);
         store
-            .put(key(0), Record::new(later + MIN, "new"), later)
+            .put(key(0), Record::new(later + MIN, "new"), unlimited(), later)
             .await
             .unwrap();
         assert_eq!(
@@ -685,14 +956,14 @@ mod tests {
             "key(0) replaced in place, key(1) not yet evicted"
         );
         store
-            .put(key(2), Record::new(later + MIN, "p"), later)
+            .put(key(2), Record::new(later + MIN, "p"), unlimited(), later)
             .await
             .unwrap();
 
         let mut admitted = false;
         for _ in 0..40 {
             match store
-                .put(key(3), Record::new(later + MIN, "p"), later)
+                .put(key(3), Record::new(later + MIN, "p"), unlimited(), later)
                 .await
             {
                 Ok(()) => {
@@ -722,10 +993,12 @@ mod tests {
 
     #[test]
     fn debug_shows_no_entries() {
-        let store = MemoryStore::with_capacity(7);
+        let store = MemoryStore::with_limits(StoreLimits::new(7, 4096));
         let text = format!("{store:?}");
         assert!(
-            text.starts_with("MemoryStore { capacity: 7, entries: 0"),
+            text.starts_with(
+                "MemoryStore { max_entries: 7, max_bytes: 4096, entries: 0, bytes: 0, share_buckets: 0"
+            ),
             "{text}"
         );
     }

@@ -9,13 +9,14 @@
 //! #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 //! async fn conforms() {
 //!     // For a networked backend: connect here and empty its key space.
-//!     test_suite::run(|capacity| async move { MemoryStore::with_capacity(capacity) }).await;
+//!     test_suite::run(|limits| async move { MemoryStore::with_limits(limits) }).await;
 //! }
 //! ```
 //!
 //! All time is explicit (`now` arguments around one base instant near the real clock, so backends
 //! with server-side expiry such as Redis `PXAT` work too); nothing sleeps. Keys carry a random
-//! per-check nonce, so a backend that cannot be emptied between runs still passes. The race
+//! per-check nonce, so a backend that cannot be emptied between runs still passes; the budget
+//! checks ask for fresh stores with their own limits. The race
 //! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism. Every
 //! check panics with a message naming the broken rule.
 
@@ -28,37 +29,58 @@ use std::{
 use bytes::Bytes;
 use tokio::{sync::Barrier, task::JoinSet};
 
-use super::{unix_millis, ParStore, Record, StoreError, StoreKey};
+use super::{
+    unix_millis, Charge, ParStore, Record, Share, StoreError, StoreKey, StoreLimits,
+    RECORD_OVERHEAD_BYTES,
+};
 
-/// The capacity [`run`] asks for in every check except [`check_capacity_refusal`].
-pub const STORE_CAPACITY: u64 = 1_024;
+/// The limits [`run`] asks for in every check that is not about the store-wide limits: room
+/// for everything the checks store.
+pub const STORE_LIMITS: StoreLimits = StoreLimits::new(1_024, 4 * 1024 * 1024);
 
-/// The capacity [`check_capacity_refusal`] expects its store to have.
-pub const SMALL_STORE_CAPACITY: u64 = 3;
+/// The limits [`check_capacity_refusal`] and [`check_full_is_not_a_share`] expect: 3 entries,
+/// bytes to spare.
+pub const SMALL_STORE_LIMITS: StoreLimits = StoreLimits::new(3, 4 * 1024 * 1024);
 
-/// Runs every check. `make(capacity)` must return a fresh, empty store that holds at most
-/// `capacity` live entries.
+/// The payload size of the heavy records of [`check_byte_budget`].
+const HEAVY_PAYLOAD: usize = 1_000;
+const HEAVY_WEIGHT: u64 = HEAVY_PAYLOAD as u64 + RECORD_OVERHEAD_BYTES;
+
+/// The limits [`check_byte_budget`] expects: entries to spare, bytes for three heavy records
+/// and one empty one.
+pub const BYTE_BUDGET_LIMITS: StoreLimits =
+    StoreLimits::new(1_024, 3 * HEAVY_WEIGHT + RECORD_OVERHEAD_BYTES + 100);
+
+/// Runs every check. `make(limits)` must return a fresh, empty store within `limits` (at most
+/// `limits.max_entries()` entries weighing at most `limits.max_bytes()`).
 pub async fn run<S, F, Fut>(mut make: F)
 where
     S: ParStore,
-    F: FnMut(u64) -> Fut,
+    F: FnMut(StoreLimits) -> Fut,
     Fut: Future<Output = S>,
 {
-    check_put_then_take(make(STORE_CAPACITY).await).await;
-    check_take_unknown_key(make(STORE_CAPACITY).await).await;
-    check_put_existing_key(make(STORE_CAPACITY).await).await;
-    check_expiry_at_exact_deadline(make(STORE_CAPACITY).await).await;
-    check_capacity_refusal(make(SMALL_STORE_CAPACITY).await).await;
-    check_parallel_takes(Arc::new(make(STORE_CAPACITY).await)).await;
-    check_open_then_complete(make(STORE_CAPACITY).await).await;
-    check_open_after_expiry(make(STORE_CAPACITY).await).await;
-    check_reopen_after_window(make(STORE_CAPACITY).await).await;
-    check_complete_without_open(make(STORE_CAPACITY).await).await;
-    check_parallel_completes(Arc::new(make(STORE_CAPACITY).await)).await;
-    check_remember(make(STORE_CAPACITY).await).await;
-    check_parallel_remember(Arc::new(make(STORE_CAPACITY).await)).await;
-    check_keys_are_independent(make(STORE_CAPACITY).await).await;
-    check_payload_round_trip(make(STORE_CAPACITY).await).await;
+    check_reports_its_limits(make(SMALL_STORE_LIMITS).await, SMALL_STORE_LIMITS).await;
+    check_put_then_take(make(STORE_LIMITS).await).await;
+    check_take_unknown_key(make(STORE_LIMITS).await).await;
+    check_put_existing_key(make(STORE_LIMITS).await).await;
+    check_expiry_at_exact_deadline(make(STORE_LIMITS).await).await;
+    check_capacity_refusal(make(SMALL_STORE_LIMITS).await).await;
+    check_byte_budget(make(BYTE_BUDGET_LIMITS).await).await;
+    check_client_share(make(STORE_LIMITS).await).await;
+    check_group_share(make(STORE_LIMITS).await).await;
+    check_full_is_not_a_share(make(SMALL_STORE_LIMITS).await).await;
+    check_shares_are_given_back(make(STORE_LIMITS).await).await;
+    check_parallel_puts_within_a_share(Arc::new(make(STORE_LIMITS).await)).await;
+    check_parallel_takes(Arc::new(make(STORE_LIMITS).await)).await;
+    check_open_then_complete(make(STORE_LIMITS).await).await;
+    check_open_after_expiry(make(STORE_LIMITS).await).await;
+    check_reopen_after_window(make(STORE_LIMITS).await).await;
+    check_complete_without_open(make(STORE_LIMITS).await).await;
+    check_parallel_completes(Arc::new(make(STORE_LIMITS).await)).await;
+    check_remember(make(STORE_LIMITS).await).await;
+    check_parallel_remember(Arc::new(make(STORE_LIMITS).await)).await;
+    check_keys_are_independent(make(STORE_LIMITS).await).await;
+    check_payload_round_trip(make(STORE_LIMITS).await).await;
 }
 
 /// Lifetime of the records the checks push.
@@ -99,6 +121,26 @@ impl Fixture {
         StoreKey::derive("https://as.test-suite.example", client_id, &handle)
     }
 
+    /// A share bucket of this check (fresh per check, like the keys).
+    fn bucket(&self, name: &str) -> StoreKey {
+        StoreKey::derive_tagged(
+            b"tower-par/test-suite/share",
+            "https://as.test-suite.example",
+            name,
+            &self.nonce,
+        )
+    }
+
+    /// The charge of the checks that are not about shares: one client, no limits of its own.
+    fn charge(&self) -> Charge {
+        Charge::new(Share::unlimited(self.bucket("suite-client")))
+    }
+
+    /// A charge to `client`'s share of `max_entries` records and `max_bytes` bytes.
+    fn share(&self, client: &str, max_entries: u64, max_bytes: u64) -> Charge {
+        Charge::new(Share::new(self.bucket(client), max_entries, max_bytes))
+    }
+
     fn record(&self, payload: &'static str) -> Record {
         Record::new(self.t0 + LIFETIME, payload)
     }
@@ -115,9 +157,49 @@ async fn put_ok<S: ParStore>(
     now: SystemTime,
     what: &str,
 ) {
-    if let Err(e) = store.put(key, record, now).await {
+    let charge = Charge::new(Share::unlimited(StoreKey::derive_tagged(
+        b"tower-par/test-suite/share",
+        "https://as.test-suite.example",
+        "suite-client",
+        b"",
+    )));
+    put_charged(store, key, record, charge, now, what).await;
+}
+
+async fn put_charged<S: ParStore>(
+    store: &S,
+    key: StoreKey,
+    record: Record,
+    charge: Charge,
+    now: SystemTime,
+    what: &str,
+) {
+    if let Err(e) = store.put(key, record, charge, now).await {
         panic!("{what}: put must succeed, got {e:?}");
     }
+}
+
+/// Asserts that a put is refused with `expected` (compared by variant).
+async fn put_refused<S: ParStore>(
+    store: &S,
+    key: StoreKey,
+    record: Record,
+    charge: Charge,
+    now: SystemTime,
+    expected: &StoreError,
+    what: &str,
+) {
+    let got = store.put(key, record, charge, now).await;
+    let same = matches!(
+        (&got, expected),
+        (Err(StoreError::Full), StoreError::Full)
+            | (Err(StoreError::ShareExhausted), StoreError::ShareExhausted)
+            | (Err(StoreError::Exists), StoreError::Exists)
+    );
+    assert!(
+        same,
+        "{what}: the put must fail with {expected:?}, got {got:?}"
+    );
 }
 
 async fn take<S: ParStore>(store: &S, key: StoreKey, now: SystemTime) -> Option<Record> {
@@ -196,7 +278,9 @@ pub async fn check_put_existing_key<S: ParStore>(store: S) {
     let key = fx.key("dup");
     let original = fx.record("original");
     put_ok(&store, key, original.clone(), fx.t0, "first put").await;
-    let second = store.put(key, fx.record("intruder"), fx.t0 + MS).await;
+    let second = store
+        .put(key, fx.record("intruder"), fx.charge(), fx.t0 + MS)
+        .await;
     assert!(
         matches!(second, Err(StoreError::Exists)),
         "a put of a present key must fail with StoreError::Exists, got {second:?}"
@@ -238,7 +322,7 @@ pub async fn check_expiry_at_exact_deadline<S: ParStore>(store: S) {
     );
 }
 
-/// With capacity [`SMALL_STORE_CAPACITY`] (3): three puts succeed, the fourth is refused with
+/// With [`SMALL_STORE_LIMITS`] (3 entries): three puts succeed, the fourth is refused with
 /// [`StoreError::Full`] without losing any earlier record, and after a take a put succeeds again.
 pub async fn check_capacity_refusal<S: ParStore>(store: S) {
     let fx = Fixture::new();
@@ -253,7 +337,7 @@ pub async fn check_capacity_refusal<S: ParStore>(store: S) {
         )
         .await;
     }
-    let refused = store.put(d, fx.record("d"), fx.t0).await;
+    let refused = store.put(d, fx.record("d"), fx.charge(), fx.t0).await;
     assert!(
         matches!(refused, Err(StoreError::Full)),
         "the 4th put into a store of capacity 3 must fail with StoreError::Full, got {refused:?}"
@@ -264,7 +348,7 @@ pub async fn check_capacity_refusal<S: ParStore>(store: S) {
         "a refused put must not make an earlier record disappear"
     );
     put_ok(&store, d, fx.record("d"), fx.t0, "capacity: after a take").await;
-    let refused = store.put(e, fx.record("e"), fx.t0).await;
+    let refused = store.put(e, fx.record("e"), fx.charge(), fx.t0).await;
     assert!(
         matches!(refused, Err(StoreError::Full)),
         "the store is full again (b, c, d): the next put must fail with Full, got {refused:?}"
@@ -280,6 +364,426 @@ pub async fn check_capacity_refusal<S: ParStore>(store: S) {
         take(&store, e, fx.t0).await,
         None,
         "a refused put must not store the record"
+    );
+}
+
+/// [`ParStore::limits`] reports the limits the store was made with.
+pub async fn check_reports_its_limits<S: ParStore>(store: S, asked: StoreLimits) {
+    let limits = store.limits();
+    assert_eq!(
+        (limits.max_entries(), limits.max_bytes()),
+        (asked.max_entries(), asked.max_bytes()),
+        "limits() must report the store-wide limits the store was made with"
+    );
+    assert!(
+        limits.partitions() >= 1,
+        "a store has at least one partition"
+    );
+}
+
+/// Heavy records (1,000-byte payloads) under a byte budget of three of them plus one empty
+/// record ([`BYTE_BUDGET_LIMITS`]): the fourth heavy one is refused with [`StoreError::Full`]
+/// although entries are to spare, an empty record still fits, replay memory weighs
+/// [`RECORD_OVERHEAD_BYTES`] too, and a take gives the bytes back.
+pub async fn check_byte_budget<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let heavy = Record::new(fx.deadline(), vec![b'!'; HEAVY_PAYLOAD]);
+    let [a, b, c, d, light, huge] = ["a", "b", "c", "d", "light", "huge"].map(|n| fx.key(n));
+    assert_eq!(heavy.weight(), HEAVY_WEIGHT, "Record::weight");
+    let oversized = Record::new(fx.deadline(), vec![0; 8 * HEAVY_PAYLOAD]);
+    put_refused(
+        &store,
+        huge,
+        oversized,
+        fx.charge(),
+        fx.t0,
+        &StoreError::Full,
+        "a record heavier than the whole byte budget",
+    )
+    .await;
+    for key in [a, b, c] {
+        put_ok(
+            &store,
+            key,
+            heavy.clone(),
+            fx.t0,
+            "bytes: three heavy records",
+        )
+        .await;
+    }
+    put_refused(
+        &store,
+        d,
+        heavy.clone(),
+        fx.charge(),
+        fx.t0,
+        &StoreError::Full,
+        "a fourth heavy record past the byte budget (entries to spare)",
+    )
+    .await;
+    put_ok(
+        &store,
+        light,
+        fx.record(""),
+        fx.t0,
+        "bytes: an empty record still fits",
+    )
+    .await;
+    let jti = fx.key("jti");
+    let remembered = store.remember(jti, fx.deadline(), fx.t0).await;
+    assert!(
+        matches!(remembered, Err(StoreError::Full)),
+        "a remembered id weighs RECORD_OVERHEAD_BYTES: past the budget it must fail with Full, got {remembered:?}"
+    );
+    assert_eq!(
+        take(&store, a, fx.t0).await,
+        Some(heavy.clone()),
+        "refused puts must not disturb stored records"
+    );
+    put_ok(
+        &store,
+        d,
+        heavy.clone(),
+        fx.t0,
+        "bytes: room again after a take",
+    )
+    .await;
+    assert_eq!(
+        take(&store, huge, fx.t0).await,
+        None,
+        "a refused put must not store the record"
+    );
+    assert_eq!(
+        take(&store, light, fx.t0).await,
+        Some(fx.record("")),
+        "the light record must be stored"
+    );
+    assert!(
+        remember(&store, jti, fx.deadline(), fx.t0).await,
+        "room for a remembered id after a take"
+    );
+}
+
+/// One client's share (2 records; then 2 heavy records' bytes): the third put is refused with
+/// [`StoreError::ShareExhausted`] (not Full: the store has room), another client's put is
+/// stored, and a take gives the client its place back.
+pub async fn check_client_share<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let mine = fx.share("client-a", 2, u64::MAX);
+    let theirs = fx.share("client-b", 2, u64::MAX);
+    let [a1, a2, a3, b1] = ["a1", "a2", "a3", "b1"].map(|n| fx.key(n));
+    put_charged(&store, a1, fx.record("a1"), mine, fx.t0, "share: first").await;
+    put_charged(&store, a2, fx.record("a2"), mine, fx.t0, "share: second").await;
+    put_refused(
+        &store,
+        a3,
+        fx.record("a3"),
+        mine,
+        fx.t0,
+        &StoreError::ShareExhausted,
+        "[PAR-05] a third record past a share of two",
+    )
+    .await;
+    put_charged(
+        &store,
+        b1,
+        fx.record("b1"),
+        theirs,
+        fx.t0,
+        "share: another client is not held back",
+    )
+    .await;
+    assert!(take(&store, a1, fx.t0).await.is_some(), "a1 must be stored");
+    put_charged(
+        &store,
+        a3,
+        fx.record("a3"),
+        mine,
+        fx.t0,
+        "share: after a take",
+    )
+    .await;
+    assert_eq!(take(&store, a3, fx.t0).await, Some(fx.record("a3")));
+
+    // A share in bytes: two heavy records, whatever the entries.
+    let heavy = Record::new(fx.deadline(), vec![b'~'; HEAVY_PAYLOAD]);
+    let by_bytes = fx.share("client-c", 100, 2 * HEAVY_WEIGHT);
+    let [c1, c2, c3] = ["c1", "c2", "c3"].map(|n| fx.key(n));
+    put_charged(
+        &store,
+        c1,
+        heavy.clone(),
+        by_bytes,
+        fx.t0,
+        "byte share: first",
+    )
+    .await;
+    put_charged(
+        &store,
+        c2,
+        heavy.clone(),
+        by_bytes,
+        fx.t0,
+        "byte share: second",
+    )
+    .await;
+    put_refused(
+        &store,
+        c3,
+        fx.record(""),
+        by_bytes,
+        fx.t0,
+        &StoreError::ShareExhausted,
+        "[PAR-05] a record past a share's bytes (entries to spare)",
+    )
+    .await;
+    assert!(take(&store, c2, fx.t0).await.is_some(), "c2 must be stored");
+    put_charged(
+        &store,
+        c3,
+        heavy,
+        by_bytes,
+        fx.t0,
+        "byte share: after a take",
+    )
+    .await;
+}
+
+/// A group share (3 records) over two clients' own shares (10 each): together they get three,
+/// then both are refused with [`StoreError::ShareExhausted`]; a client outside the group is not
+/// held back; a take in the group makes room for either member.
+pub async fn check_group_share<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let group = Share::new(fx.bucket("public-clients"), 3, u64::MAX);
+    let a = fx.share("public-a", 10, u64::MAX).with_group(group);
+    let b = fx.share("public-b", 10, u64::MAX).with_group(group);
+    let outsider = fx.share("confidential", 10, u64::MAX);
+    let keys = ["a1", "a2", "b1", "a3", "b2", "c1", "b3"].map(|n| fx.key(n));
+    let [a1, a2, b1, a3, b2, c1, b3] = keys;
+    put_charged(&store, a1, fx.record("a1"), a, fx.t0, "group: a1").await;
+    put_charged(&store, a2, fx.record("a2"), a, fx.t0, "group: a2").await;
+    put_charged(&store, b1, fx.record("b1"), b, fx.t0, "group: b1").await;
+    for (key, charge, who) in [(a3, a, "a"), (b2, b, "b")] {
+        put_refused(
+            &store,
+            key,
+            fx.record("x"),
+            charge,
+            fx.t0,
+            &StoreError::ShareExhausted,
+            &format!("the group's share is exhausted for member {who}"),
+        )
+        .await;
+    }
+    put_charged(
+        &store,
+        c1,
+        fx.record("c1"),
+        outsider,
+        fx.t0,
+        "group: a client outside the group",
+    )
+    .await;
+    assert!(take(&store, a1, fx.t0).await.is_some(), "a1 must be stored");
+    put_charged(
+        &store,
+        b3,
+        fx.record("b3"),
+        b,
+        fx.t0,
+        "group: room after a take",
+    )
+    .await;
+}
+
+/// With [`SMALL_STORE_LIMITS`] (3 entries) and shares of 2: a client within its share meets a
+/// full store ([`StoreError::Full`]); a client past its share is told so
+/// ([`StoreError::ShareExhausted`], checked first) even when the store is full too.
+pub async fn check_full_is_not_a_share<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let a = fx.share("client-a", 2, u64::MAX);
+    let b = fx.share("client-b", 2, u64::MAX);
+    let [a1, a2, a3, b1, b2] = ["a1", "a2", "a3", "b1", "b2"].map(|n| fx.key(n));
+    put_charged(&store, a1, fx.record("a1"), a, fx.t0, "full: a1").await;
+    put_charged(&store, a2, fx.record("a2"), a, fx.t0, "full: a2").await;
+    put_charged(&store, b1, fx.record("b1"), b, fx.t0, "full: b1").await;
+    put_refused(
+        &store,
+        b2,
+        fx.record("b2"),
+        b,
+        fx.t0,
+        &StoreError::Full,
+        "a client within its share, the store full",
+    )
+    .await;
+    put_refused(
+        &store,
+        a3,
+        fx.record("a3"),
+        a,
+        fx.t0,
+        &StoreError::ShareExhausted,
+        "a client past its share, the store full as well",
+    )
+    .await;
+}
+
+/// A share of one record is given back exactly when the record leaves: taken, completed, dead by
+/// `now` (never opened, or its window over), or replaced under the same key (the replacement is
+/// charged once).
+pub async fn check_shares_are_given_back<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let one = fx.share("client", 1, u64::MAX);
+    let at = |secs| fx.t0 + Duration::from_secs(secs);
+    let until = |secs, payload| Record::new(at(secs), payload);
+    let [k1, k2, k3, k4, k5, k6] = ["k1", "k2", "k3", "k4", "k5", "k6"].map(|n| fx.key(n));
+    let store = &store;
+    let refused = |key, now, what| async move {
+        put_refused(
+            store,
+            key,
+            Record::new(now + LIFETIME, "x"),
+            one,
+            now,
+            &StoreError::ShareExhausted,
+            what,
+        )
+        .await;
+    };
+
+    put_charged(store, k1, until(60, "k1"), one, at(0), "given back: k1").await;
+    refused(k2, at(0), "a share of one, held by k1").await;
+    assert!(take(store, k1, at(0)).await.is_some(), "k1 must be stored");
+    put_charged(
+        store,
+        k2,
+        until(60, "k2"),
+        one,
+        at(0),
+        "[take] gives the share back",
+    )
+    .await;
+
+    assert!(open(store, k2, at(1)).await.is_some(), "open k2");
+    refused(k3, at(1), "an opened record keeps its share").await;
+    assert!(complete(store, k2, at(2)).await, "complete k2");
+    put_charged(
+        store,
+        k3,
+        until(10, "k3"),
+        one,
+        at(2),
+        "[complete] gives the share back",
+    )
+    .await;
+
+    put_charged(
+        store,
+        k4,
+        until(100, "k4"),
+        one,
+        at(10),
+        "[expiry] gives the share back",
+    )
+    .await;
+
+    assert!(
+        open(store, k4, at(20)).await.is_some(),
+        "open k4 (window 30 s)"
+    );
+    refused(
+        k5,
+        at(49),
+        "an opened record keeps its share for its window",
+    )
+    .await;
+    put_charged(
+        store,
+        k5,
+        until(60, "k5"),
+        one,
+        at(50),
+        "[window end] gives the share back",
+    )
+    .await;
+
+    put_charged(
+        store,
+        k5,
+        until(300, "k5 again"),
+        one,
+        at(70),
+        "a dead record is replaced",
+    )
+    .await;
+    refused(k6, at(70), "the replacement holds the share once").await;
+    assert_eq!(
+        take(store, k5, at(70)).await,
+        Some(until(300, "k5 again")),
+        "the replacement is stored"
+    );
+    put_charged(
+        store,
+        k6,
+        until(300, "k6"),
+        one,
+        at(70),
+        "and gives it back when taken",
+    )
+    .await;
+}
+
+/// 200 concurrent puts of distinct keys against a share of 50: never more than 50 are stored
+/// (exactly 50 on a store of one partition), every refusal is [`StoreError::ShareExhausted`],
+/// and exactly the accepted records can be taken (no handle lost, none stored unannounced).
+pub async fn check_parallel_puts_within_a_share<S: ParStore>(store: Arc<S>) {
+    const SHARE: u64 = 50;
+    let fx = Arc::new(Fixture::new());
+    let charge = fx.share("flooding-client", SHARE, u64::MAX);
+    let partitions = store.limits().partitions();
+    let barrier = Arc::new(Barrier::new(200));
+    let mut tasks = JoinSet::new();
+    for i in 0..200u32 {
+        let (store, fx, barrier) = (Arc::clone(&store), Arc::clone(&fx), Arc::clone(&barrier));
+        tasks.spawn(async move {
+            let key = fx.key(&format!("flood-{i}"));
+            barrier.wait().await;
+            (key, store.put(key, fx.record("p"), charge, fx.t0).await)
+        });
+    }
+    let mut stored = Vec::new();
+    while let Some(joined) = tasks.join_next().await {
+        let (key, result) = joined.unwrap_or_else(|e| panic!("a racing task failed: {e}"));
+        match result {
+            Ok(()) => stored.push(key),
+            Err(StoreError::ShareExhausted) => {}
+            Err(e) => panic!("a refused put must be ShareExhausted, got {e:?}"),
+        }
+    }
+    let accepted = stored.len() as u64;
+    assert!(
+        accepted <= SHARE,
+        "[PAR-05] {accepted} of 200 concurrent puts were stored against a share of {SHARE}"
+    );
+    if partitions == 1 {
+        assert_eq!(
+            accepted, SHARE,
+            "one partition: the share must fill exactly"
+        );
+    }
+    let mut taken = 0;
+    for i in 0..200u32 {
+        taken += usize::from(
+            take(&*store, fx.key(&format!("flood-{i}")), fx.t0)
+                .await
+                .is_some(),
+        );
+    }
+    assert_eq!(
+        taken,
+        stored.len(),
+        "exactly the accepted puts must be stored"
     );
 }
 

@@ -409,6 +409,20 @@ impl TestServer {
         self.push(Some("web-app:web-app-secret"), &form).await
     }
 
+    /// A valid push by `post-app` (client_secret_post, two redirect URIs) with extra form
+    /// parameters appended.
+    pub async fn push_post(&self, extra: &str) -> Reply {
+        let mut form = format!(
+            "response_type=code&client_id=post-app&client_secret=post-app-secret&redirect_uri={}",
+            enc("https://post.example.org/cb")
+        );
+        if !extra.is_empty() {
+            form.push('&');
+            form.push_str(extra);
+        }
+        self.push(None, &form).await
+    }
+
     pub async fn get(&self, path_and_query: &str) -> Reply {
         self.send(
             http::Request::get(self.url(path_and_query))
