@@ -104,6 +104,8 @@ pub(crate) struct Config {
     pub(crate) metadata: Option<Bytes>,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: crate::client::JwtSettings,
+    #[cfg(feature = "jwt")]
+    pub(crate) forward_request_objects: bool,
 }
 
 impl Config {
@@ -215,6 +217,8 @@ pub struct ParLayerBuilder {
     metadata: Option<serde_json::Value>,
     #[cfg(feature = "jwt")]
     jwt: crate::client::JwtSettings,
+    #[cfg(feature = "jwt")]
+    forward_request_objects: bool,
 }
 
 impl Default for ParLayerBuilder {
@@ -236,6 +240,8 @@ impl Default for ParLayerBuilder {
             metadata: None,
             #[cfg(feature = "jwt")]
             jwt: crate::client::JwtSettings::default(),
+            #[cfg(feature = "jwt")]
+            forward_request_objects: false,
         }
     }
 }
@@ -351,6 +357,31 @@ impl ParLayerBuilder {
         self
     }
 
+    /// Passes a pushed signed request object on (feature `jwt`; default off): the original JWT
+    /// goes to the inner service as the `request` parameter of the rebuilt authorization request,
+    /// next to the parameters unpacked from it (RFC 9101 §6.3), for an inner server that verifies
+    /// request objects itself, or requires them. A client registered with
+    /// [`forward_request_object(false)`](crate::client::ClientBuilder::forward_request_object) is
+    /// exempt. Off, the JWT is verified at the PAR endpoint and never reaches the inner service.
+    /// `par-proxy` turns it on when its upstream's discovery says
+    /// `request_parameter_supported: true`.
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .forward_request_objects(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub const fn forward_request_objects(mut self, forward: bool) -> Self {
+        self.forward_request_objects = forward;
+        self
+    }
+
     /// Checks the settings and builds the layer.
     pub fn build(self) -> Result<ParLayer, ConfigError> {
         let invalid =
@@ -426,6 +457,8 @@ impl ParLayerBuilder {
             metadata: None,
             #[cfg(feature = "jwt")]
             jwt: self.jwt,
+            #[cfg(feature = "jwt")]
+            forward_request_objects: self.forward_request_objects,
         };
         if let Some(document) = self.metadata {
             config.metadata = Some(crate::metadata::render(&config, document)?);

@@ -44,6 +44,8 @@
 //! * `jwt`: `private_key_jwt`, `client_secret_jwt`, signed request objects, DPoP at PAR.
 //! * `test-suite`: the shared store test-suite, for backend authors.
 //! * `server`: [`server`], serving the layer over TCP as the reference binaries do.
+//! * `proxy`: [`proxy`], the layer in front of any existing authorization server over HTTP (a
+//!   streaming reverse proxy), and the `par-proxy` binary.
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
@@ -60,6 +62,8 @@ mod jwt;
 mod layer;
 mod metadata;
 mod params;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod push;
 #[cfg(feature = "server")]
 pub mod server;

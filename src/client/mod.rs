@@ -211,6 +211,7 @@ pub struct Client {
     require_par: bool,
     par_lifetime: Option<Duration>,
     require_signed_request_object: bool,
+    forward_request_object: bool,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jwt::ClientKeys>,
 }
@@ -227,6 +228,7 @@ impl Client {
             require_par: false,
             par_lifetime: None,
             require_signed_request_object: false,
+            forward_request_object: true,
             #[cfg(feature = "jwt")]
             jwks: None,
         }
@@ -280,6 +282,14 @@ impl Client {
         self.require_signed_request_object
     }
 
+    /// Whether a signed request object this client pushes travels on to the inner service, when
+    /// the layer [forwards request objects](crate::ParLayerBuilder::forward_request_objects)
+    /// (default true).
+    #[must_use]
+    pub const fn forward_request_object(&self) -> bool {
+        self.forward_request_object
+    }
+
     /// Whether `redirect_uri` is registered for this client (exact match).
     #[must_use]
     pub fn has_redirect_uri(&self, redirect_uri: &str) -> bool {
@@ -316,6 +326,7 @@ pub struct ClientBuilder {
     require_par: bool,
     par_lifetime: Option<Duration>,
     require_signed_request_object: bool,
+    forward_request_object: bool,
     #[cfg(feature = "jwt")]
     jwks: Option<serde_json::Value>,
 }
@@ -360,6 +371,14 @@ impl ClientBuilder {
     /// Requires pushed requests to be signed request objects.
     pub const fn require_signed_request_object(mut self, required: bool) -> Self {
         self.require_signed_request_object = required;
+        self
+    }
+
+    /// Whether this client's signed request objects travel on to the inner service when the layer
+    /// [forwards request objects](crate::ParLayerBuilder::forward_request_objects) (default
+    /// true; clients-file member `forward_request_object`).
+    pub const fn forward_request_object(mut self, forward: bool) -> Self {
+        self.forward_request_object = forward;
         self
     }
 
@@ -431,6 +450,7 @@ impl ClientBuilder {
             require_par: self.require_par,
             par_lifetime: self.par_lifetime,
             require_signed_request_object: self.require_signed_request_object,
+            forward_request_object: self.forward_request_object,
             #[cfg(feature = "jwt")]
             keys,
         })

@@ -21,7 +21,9 @@ use crate::error::ConfigError;
 ///
 /// `auth_method` is one of `client_secret_basic`, `client_secret_post`, `none`, and with the
 /// `jwt` feature `client_secret_jwt` and `private_key_jwt` (which add `jwks` and
-/// `require_signed_request_object`). Loading refuses unknown fields, duplicate ids, a lifetime
+/// `require_signed_request_object`). `forward_request_object` (default true) says whether the
+/// client's signed request objects reach the inner service when the layer
+/// [forwards them](crate::ParLayerBuilder::forward_request_objects). Loading refuses unknown fields, duplicate ids, a lifetime
 /// outside 1–600 s and a secret-based method without a secret, naming the client.
 ///
 /// ```
@@ -65,8 +67,14 @@ struct ClientEntry {
     par_lifetime_secs: Option<u64>,
     #[serde(default)]
     require_signed_request_object: bool,
+    #[serde(default = "yes")]
+    forward_request_object: bool,
     #[serde(default)]
     jwks: Option<serde_json::Value>,
+}
+
+const fn yes() -> bool {
+    true
 }
 
 impl StaticClients {
@@ -97,7 +105,8 @@ impl StaticClients {
             let mut builder = Client::builder(entry.client_id)
                 .auth_method(entry.auth_method)
                 .require_par(entry.require_par)
-                .require_signed_request_object(entry.require_signed_request_object);
+                .require_signed_request_object(entry.require_signed_request_object)
+                .forward_request_object(entry.forward_request_object);
             if let Some(secret) = entry.client_secret {
                 builder = builder.secret(secret);
             }
