@@ -36,6 +36,8 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         };
+        // Installed before the line that tells the world the proxy is up.
+        let shutdown = server::shutdown_signal();
         match proxy.local_addr() {
             Ok(addr) => println!("listening on http://{addr}"),
             Err(err) => {
@@ -44,7 +46,7 @@ fn main() -> ExitCode {
             }
         }
         let _ = std::io::stdout().flush();
-        match proxy.serve(server::shutdown_signal()).await {
+        match proxy.serve(shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("par-proxy: {err}");
