@@ -7,7 +7,7 @@
 //! The tests run on multi-threaded runtimes: starting the child blocks one thread while the
 //! in-process upstream answers its discovery request on another.
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "common/jwt.rs"]
 mod jwt;
 #[path = "common/par_server.rs"]
