@@ -442,9 +442,13 @@ if [ "$MODE" = all ] || [ "$MODE" = proxy ]; then
   SERVER_PID=
 
   # 1) par-proxy pass-through: a GET to a path the layer does not own.
-  start_server proxy_get "$PAR_PROXY" --listen @ADDR@ --upstream "$UPSTREAM_URL" \
-    --issuer http://@ADDR@ --clients "$CLIENTS" --par-path /as/par --authorize-path /as/authorize \
-    --capacity "$BIG_CAPACITY"
+  # start_proxy NAME: par-proxy in front of the upstream, with par_server's paths.
+  start_proxy() {
+    start_server "$1" "$PAR_PROXY" --listen @ADDR@ --upstream "$UPSTREAM_URL" \
+      --issuer http://@ADDR@ --clients "$CLIENTS" --par-path /as/par --authorize-path /as/authorize \
+      --capacity "$BIG_CAPACITY"
+  }
+  start_proxy proxy_get
   measure proxy_get "1. par-proxy pass-through (GET /static/app.js to bare_201, expect 201)" "$BENCH/passthrough.lua" "" ""
   stop_server
 
@@ -501,9 +505,7 @@ NGINX
   SERVER_PID=
 
   # 3) push at par-proxy against 4) push at par_server: the same request, the same layer.
-  start_server proxy_push "$PAR_PROXY" --listen @ADDR@ --upstream "$UPSTREAM_URL" \
-    --issuer http://@ADDR@ --clients "$CLIENTS" --par-path /as/par --authorize-path /as/authorize \
-    --capacity "$BIG_CAPACITY"
+  start_proxy proxy_push
   measure proxy_push "3. par-proxy push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
   stop_server
   start_server par_push2 "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \

@@ -10,6 +10,9 @@
 
 local EXPECT = 201
 
+-- bench/result.lua (setup, the RESULT line), found next to this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "result.lua")
+
 -- The request is static, so wrk sends a pre-formatted buffer and spends its CPU on I/O only.
 local fields = {
   "response_type=code",
@@ -33,12 +36,6 @@ wrk.body = body
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 -- base64("web-app:web-app-secret")
 wrk.headers["Authorization"] = "Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA=="
-
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
 
 -- Per-thread state (each wrk thread has its own Lua environment).
 codes = {}
@@ -77,9 +74,6 @@ function response(status, headers, body)
   end
 end
 
--- bench/result.lua, found next to this script.
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "result.lua")
-
 function done(summary, latency, requests)
-  print_result(threads, summary, latency, EXPECT)
+  print_result(summary, latency, EXPECT)
 end

@@ -3,10 +3,16 @@
 --   RESULT requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. ok=.. bad=.. errors=.. codes=201:n,...
 -- where ok counts the expected status and bad every other status or socket error.
 --
--- Loaded with dofile() by the scripts next to it; each thread's `codes` table is read through
--- wrk's thread:get().
+-- Loaded with dofile() by the scripts next to it, which count statuses in a global `codes` table
+-- per thread (read back through wrk's thread:get()). `extra` is appended to the RESULT line.
 
-function print_result(threads, summary, latency, expect)
+threads = {}
+
+function setup(thread)
+  table.insert(threads, thread)
+end
+
+function print_result(summary, latency, expect, extra)
   local all = {}
   for _, t in ipairs(threads) do
     for status, n in pairs(t:get("codes")) do
@@ -27,7 +33,7 @@ function print_result(threads, summary, latency, expect)
       bad, expect, errors, table.concat(list, " ")))
   end
   io.write(string.format(
-    "RESULT requests=%d duration_us=%d rps=%.0f p50_us=%d p99_us=%d ok=%d bad=%d errors=%d codes=%s\n",
+    "RESULT requests=%d duration_us=%d rps=%.0f p50_us=%d p99_us=%d ok=%d bad=%d errors=%d codes=%s%s\n",
     summary.requests, summary.duration, rps, latency:percentile(50), latency:percentile(99),
-    ok, bad + errors, errors, table.concat(list, ",")))
+    ok, bad + errors, errors, table.concat(list, ","), extra or ""))
 end

@@ -26,7 +26,7 @@ use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use par_server::Node;
 use serde_json::{json, Value};
-use upstream::echoed_header;
+use upstream::{echoed_header, get, send, Reply};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_par-proxy");
 const ISSUER: &str = "http://as.example.test:4000";
@@ -57,47 +57,6 @@ fn start(upstream: &str, extra: &[&str]) -> Node {
     Node::start(std::path::Path::new(BINARY), &args)
 }
 
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    #[track_caller]
-    fn assert_error(&self, status: u16, error: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.json()["error"], error);
-        assert_eq!(self.headers["cache-control"], "no-store");
-        assert!(self.headers.get("location").is_none());
-    }
-}
-
-async fn send(request: http::Request<Full<Bytes>>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.expect("request failed");
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-async fn get(url: String) -> Reply {
-    send(http::Request::get(url).body(Full::default()).unwrap()).await
-}
-
 async fn push(base: &str, auth: &str, form: String) -> Reply {
     send(
         http::Request::post(format!("{base}/par"))
@@ -110,19 +69,13 @@ async fn push(base: &str, auth: &str, form: String) -> Reply {
 }
 
 async fn push_web(base: &str) -> String {
-    let reply = push(
+    push(
         base,
         BASIC_WEB_APP,
         format!("response_type=code&redirect_uri={}&state=st-1", enc(WEB_CB)),
     )
-    .await;
-    assert_eq!(
-        reply.status,
-        201,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    reply.json()["request_uri"].as_str().unwrap().to_owned()
+    .await
+    .request_uri()
 }
 
 async fn redeem(base: &str, path: &str, client_id: &str, request_uri: &str) -> Reply {
@@ -200,15 +153,7 @@ fn bad_flags_exit_with_code_2_and_a_message() {
         ]),
     ];
     for args in cases {
-        let output = Command::new(BINARY)
-            .args(&args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.starts_with("par-proxy: "), "{args:?}: {stderr}");
+        par_server::assert_refused(std::path::Path::new(BINARY), &args, "par-proxy: ");
     }
     let _ = std::fs::remove_file(bad_clients);
 }
@@ -421,13 +366,7 @@ async fn a_pushed_request_object_travels_on_when_the_upstream_takes_them() {
                 .unwrap(),
         )
         .await;
-        assert_eq!(
-            reply.status,
-            201,
-            "{}",
-            String::from_utf8_lossy(&reply.body)
-        );
-        let request_uri = reply.json()["request_uri"].as_str().unwrap().to_owned();
+        let request_uri = reply.request_uri();
         let echo = redeem(&node.base, "/oauth2/auth", client_id, &request_uri)
             .await
             .json();

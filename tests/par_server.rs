@@ -5,7 +5,7 @@
 #[path = "common/par_server.rs"]
 mod par_server;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
@@ -74,15 +74,7 @@ fn bad_flags_and_bad_clients_files_exit_with_code_2() {
         &["--clients", bad_clients.to_str().unwrap()],
     ];
     for args in cases {
-        let output = Command::new(&binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.starts_with("par_server: "), "{args:?}: {stderr}");
+        par_server::assert_refused(&binary, args, "par_server: ");
     }
     let _ = std::fs::remove_file(bad_clients);
 }

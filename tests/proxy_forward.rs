@@ -9,7 +9,6 @@ mod upstream;
 
 use std::{net::SocketAddr, time::Duration};
 
-use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, StreamBody};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
@@ -24,7 +23,7 @@ use tower_par::{
     server::{self, ServeConfig},
     ParLayer, RequestBody, StaticClients,
 };
-use upstream::{echoed_header, echoed_headers};
+use upstream::{echoed_header, echoed_headers, get, send};
 
 /// A proxy serving `make(peer)` on 127.0.0.1:0; stops when dropped.
 struct Running {
@@ -71,34 +70,6 @@ async fn forwarder(upstream: &str, timeout: Duration) -> Running {
         .build()
         .unwrap();
     run(move |peer| forward.for_peer(peer)).await
-}
-
-struct Reply {
-    status: u16,
-    headers: http::HeaderMap,
-    body: Bytes,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-async fn send(request: http::Request<Full<Bytes>>) -> Reply {
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await.expect("request failed");
-    let (parts, body) = response.into_parts();
-    Reply {
-        status: parts.status.as_u16(),
-        headers: parts.headers,
-        body: body.collect().await.unwrap().to_bytes(),
-    }
-}
-
-async fn get(url: String) -> Reply {
-    send(http::Request::get(url).body(Full::default()).unwrap()).await
 }
 
 /// Writes a raw request (ending with `Connection: close`) and reads the whole answer.

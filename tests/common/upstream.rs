@@ -1,6 +1,6 @@
 //! A stand-in upstream authorization server for the proxy tests: an axum app on 127.0.0.1:0
 //! that shows what reached it and answers the ways a real server does (cookies, redirects,
-//! streams, silence).
+//! streams, silence); and the client side of those tests ([`send`], [`Reply`]).
 #![allow(dead_code, unreachable_pub)]
 
 use std::{net::SocketAddr, time::Duration};
@@ -10,11 +10,12 @@ use axum::{
     extract::Request,
     http::{header, HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    routing::{any, get},
+    routing::{self, any},
     Json, Router,
 };
 use bytes::Bytes;
-use http_body_util::BodyExt as _;
+use http_body_util::{BodyExt as _, Full};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -123,16 +124,16 @@ async fn download(request: Request) -> Response {
 
 pub fn app() -> Router {
     Router::new()
-        .route("/.well-known/openid-configuration", get(discovery))
+        .route("/.well-known/openid-configuration", routing::get(discovery))
         // Like node-oidc-provider: only the OpenID path.
         .route(
             "/.well-known/oauth-authorization-server",
-            get(|| async { StatusCode::NOT_FOUND }),
+            routing::get(|| async { StatusCode::NOT_FOUND }),
         )
-        .route("/cookies", get(cookies))
-        .route("/redirect", get(redirect))
-        .route("/silent", get(silent))
-        .route("/download", get(download))
+        .route("/cookies", routing::get(cookies))
+        .route("/redirect", routing::get(redirect))
+        .route("/silent", routing::get(silent))
+        .route("/download", routing::get(download))
         .fallback(any(echo))
 }
 
@@ -197,4 +198,54 @@ pub fn repeated(
             })
         }
     })
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// Asserts an OAuth error from the proxy: status, `error`, `no-store`, never a redirect.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, error: &str) {
+        assert_eq!(
+            self.status,
+            status,
+            "{}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert_eq!(self.json()["error"], error);
+        assert_eq!(self.headers["cache-control"], "no-store");
+        assert!(self.headers.get("location").is_none());
+    }
+
+    /// The `request_uri` of a `201` from the PAR endpoint.
+    #[track_caller]
+    pub fn request_uri(&self) -> String {
+        assert_eq!(self.status, 201, "{}", String::from_utf8_lossy(&self.body));
+        self.json()["request_uri"].as_str().unwrap().to_owned()
+    }
+}
+
+pub async fn send(request: http::Request<Full<Bytes>>) -> Reply {
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request).await.expect("request failed");
+    let (parts, body) = response.into_parts();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: body.collect().await.unwrap().to_bytes(),
+    }
+}
+
+pub async fn get(url: String) -> Reply {
+    send(http::Request::get(url).body(Full::default()).unwrap()).await
 }

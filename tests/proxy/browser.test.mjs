@@ -14,6 +14,7 @@ import assert from 'node:assert/strict';
 import * as oauth from 'oauth4webapi';
 
 import { launch } from '../browser/launcher.mjs';
+import { requiredEnv as required } from '../client/demo-clients.mjs';
 
 const INSECURE = { [oauth.allowInsecureRequests]: true };
 const TIMEOUT = { timeout: 60_000 };
@@ -21,11 +22,7 @@ const WEB_APP = { client_id: 'web-app' };
 const WEB_AUTH = () => oauth.ClientSecretBasic('web-app-secret');
 const CALLBACK = 'https://client.example.org/cb';
 
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run scripts/proxy-test`);
-  return value;
-}
+const requiredEnv = (name) => required(name, 'scripts/proxy-test');
 
 async function discover(url, algorithm) {
   const issuer = new URL(url);
@@ -116,9 +113,12 @@ test('Chromium through par_server --inner login --consume completion: a reload i
   assert.equal(callback.searchParams.get('state'), state);
   assert.ok(callback.searchParams.get('code'));
   assert.equal(callback.searchParams.get('iss'), as.issuer);
-  // The flow completed: the same authorization URL is now refused.
-  const again = await page.goto(url.href);
+  // The flow completed: the same authorization URL is now refused. (A fresh page: the first one
+  // is still failing over to its error page for the callback, which the dead proxy refused.)
+  const check = await browser.page();
+  const again = await check.goto(url.href);
   assert.equal(again.status(), 400);
   assert.equal((await again.json()).error, 'invalid_request_uri');
+  await check.close();
   await page.close();
 });

@@ -11,7 +11,10 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import * as oauth from 'oauth4webapi';
 
+import { demoClients, importClientKey, requiredEnv as required } from '../client/demo-clients.mjs';
 import { signInAndConsent, visit, CookieJar } from './flow.mjs';
+
+const requiredEnv = (name) => required(name, 'scripts/proxy-test');
 
 const PROXY_URL = requiredEnv('PROXY_URL');
 const ISSUER = new URL(PROXY_URL);
@@ -19,53 +22,10 @@ const CLIENT_KEYS = JSON.parse(await readFile(requiredEnv('PROXY_CLIENT_KEYS'), 
 const INSECURE = { [oauth.allowInsecureRequests]: true };
 const TIMEOUT = { timeout: 30_000 };
 
-function requiredEnv(name) {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set; run scripts/proxy-test`);
-  return value;
-}
-
-const CLIENT_KEY = {
-  key: await crypto.subtle.importKey('jwk', CLIENT_KEYS.privateJwk, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']),
-  kid: CLIENT_KEYS.kid,
-};
-
-const WEB_APP = {
-  client: { client_id: 'web-app' },
-  auth: () => oauth.ClientSecretBasic('web-app-secret'),
-  redirectUri: 'https://client.example.org/cb',
-};
-const POST_APP = {
-  client: { client_id: 'post-app' },
-  auth: () => oauth.ClientSecretPost('post-app-secret'),
-  redirectUri: 'https://post.example.org/cb2',
-};
-const SPA = {
-  client: { client_id: 'spa', token_endpoint_auth_method: 'none' },
-  auth: () => oauth.None(),
-  redirectUri: 'http://127.0.0.1:8080/callback',
-};
-const JWT_APP = {
-  client: { client_id: 'jwt-app' },
-  auth: () => oauth.PrivateKeyJwt(CLIENT_KEY),
-  redirectUri: 'https://jwt.example.org/cb',
-};
-/** Requires signed request objects at the proxy AND at the upstream. */
-const SIGNED_APP = {
-  client: { client_id: 'signed-app' },
-  auth: () => oauth.PrivateKeyJwt(CLIENT_KEY),
-  redirectUri: 'https://signed.example.org/cb',
-};
-const SHORT_LIVED = {
-  client: { client_id: 'short-lived' },
-  auth: () => oauth.ClientSecretBasic('short-lived-secret'),
-  redirectUri: 'https://short.example.org/cb',
-};
-const PAR_REQUIRED = {
-  client: { client_id: 'par-required' },
-  auth: () => oauth.ClientSecretBasic('par-required-secret'),
-  redirectUri: 'https://strict.example.org/cb',
-};
+const CLIENT_KEY = await importClientKey(CLIENT_KEYS);
+const {
+  WEB_APP, POST_APP, SPA, SHORT_LIVED, PAR_REQUIRED, JWT_APP, SIGNED_APP,
+} = demoClients(oauth, CLIENT_KEY, CLIENT_KEYS.hmacSecret);
 
 let as;
 
