@@ -7,13 +7,9 @@
 //! The tests run on multi-threaded runtimes: starting the child blocks one thread while the
 //! in-process upstream answers its discovery request on another.
 
-#[allow(unreachable_pub)]
-#[path = "common/jwt.rs"]
-mod jwt;
+mod common;
 #[path = "common/par_server.rs"]
 mod par_server;
-#[path = "common/upstream.rs"]
-mod upstream;
 
 use std::{
     path::PathBuf,
@@ -22,11 +18,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, StreamBody};
+use common::{
+    enc, jwt,
+    upstream::{self, echoed_header, get, send},
+    Reply,
+};
+use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use par_server::Node;
 use serde_json::{json, Value};
-use upstream::{echoed_header, get, send, Reply};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_par-proxy");
 const ISSUER: &str = "http://as.example.test:4000";
@@ -35,12 +35,6 @@ const BASIC_WEB_APP: &str = "Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA==";
 
 fn demo_clients() -> &'static str {
     concat!(env!("CARGO_MANIFEST_DIR"), "/examples/clients.json")
-}
-
-fn enc(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
 }
 
 /// Starts par-proxy on 127.0.0.1:0 in front of `upstream` with the demo clients.
@@ -418,10 +412,7 @@ async fn a_100_mb_upload_and_download_stream_through_in_flat_memory() {
     let baseline = peak_rss_kib(node.child.id());
 
     let client = Client::builder(TokioExecutor::new()).build_http();
-    let body = StreamBody::new(Box::pin(futures_util::StreamExt::map(
-        upstream::repeated(SIZE),
-        |chunk| chunk.map(http_body::Frame::data),
-    )));
+    let body = upstream::upload(SIZE);
     let request = http::Request::post(format!("{}/upload", node.base))
         .header("content-length", SIZE.to_string())
         .body(body)
@@ -468,20 +459,5 @@ async fn a_100_mb_upload_and_download_stream_through_in_flat_memory() {
 fn sigterm_shuts_down_gracefully() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let upstream = runtime.block_on(upstream::start());
-    let mut node = start(&upstream.url, &[]);
-    let pid = node.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "par-proxy ignored SIGTERM");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    start(&upstream.url, &[]).assert_graceful_sigterm();
 }

@@ -5,8 +5,6 @@
 #[path = "common/par_server.rs"]
 mod par_server;
 
-use std::process::Command;
-
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -203,23 +201,5 @@ async fn echo_mode_shows_what_the_inner_service_received() {
 #[cfg(unix)]
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let mut node = Node::start(&par_server_binary(), &[]);
-    let pid = node.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "par_server ignored SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    Node::start(&par_server_binary(), &[]).assert_graceful_sigterm();
 }

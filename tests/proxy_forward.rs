@@ -4,12 +4,12 @@
 //! handling, `X-Forwarded-*` and `Forwarded` (RFC 7239), cookies, redirects, streaming, `502`,
 //! `504`, discovery merging; and the same forwarder as the inner service of a `ParLayer`.
 
-#[path = "common/upstream.rs"]
-mod upstream;
+mod common;
 
 use std::{net::SocketAddr, time::Duration};
 
-use http_body_util::{BodyExt as _, Full, StreamBody};
+use common::upstream::{self, echoed_header, echoed_headers, get, send};
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use serde_json::{json, Value};
@@ -23,7 +23,6 @@ use tower_par::{
     server::{self, ServeConfig},
     ParLayer, RequestBody, StaticClients,
 };
-use upstream::{echoed_header, echoed_headers, get, send};
 
 /// A proxy serving `make(peer)` on 127.0.0.1:0; stops when dropped.
 struct Running {
@@ -230,10 +229,7 @@ async fn bodies_stream_both_ways() {
     let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;
     // Upload without a length (chunked): the upstream counts what arrived.
     let client = Client::builder(TokioExecutor::new()).build_http();
-    let body = StreamBody::new(Box::pin(futures_util::StreamExt::map(
-        upstream::repeated(SIZE),
-        |chunk| chunk.map(http_body::Frame::data),
-    )));
+    let body = upstream::upload(SIZE);
     let request = http::Request::post(format!("http://{}/upload", proxy.addr))
         .body(body)
         .unwrap();

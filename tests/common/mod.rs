@@ -4,6 +4,7 @@
 
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -127,3 +127,26 @@ pub fn assert_refused<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
     assert!(stderr.starts_with(prefix), "{args:?}: {stderr}");
     stderr
 }
+
+impl Node {
+    /// Sends SIGTERM and asserts a graceful exit (status 0) within 10 s.
+    #[cfg(unix)]
+    #[track_caller]
+    pub fn assert_graceful_sigterm(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "SIGTERM was ignored");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}

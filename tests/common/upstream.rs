@@ -1,6 +1,6 @@
 //! A stand-in upstream authorization server for the proxy tests: an axum app on 127.0.0.1:0
 //! that shows what reached it and answers the ways a real server does (cookies, redirects,
-//! streams, silence); and the client side of those tests ([`send`], [`Reply`]).
+//! streams, silence); and the client side of those tests ([`send`], [`get`], [`upload`]).
 #![allow(dead_code, unreachable_pub)]
 
 use std::{net::SocketAddr, time::Duration};
@@ -16,6 +16,8 @@ use axum::{
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+
+use super::Reply;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -184,6 +186,22 @@ pub fn echoed_header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|p| p[1].as_str())
 }
 
+/// A request body of `total` bytes, streamed 64 KiB at a time without a length.
+pub fn upload(
+    total: u64,
+) -> http_body_util::StreamBody<
+    std::pin::Pin<
+        Box<
+            dyn futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>> + Send,
+        >,
+    >,
+> {
+    http_body_util::StreamBody::new(Box::pin(futures_util::StreamExt::map(
+        repeated(total),
+        |chunk| chunk.map(http_body::Frame::data),
+    )))
+}
+
 /// `total` bytes of `x`, 64 KiB at a time, made as they are read.
 pub fn repeated(
     total: u64,
@@ -198,41 +216,6 @@ pub fn repeated(
             })
         }
     })
-}
-
-/// A response, read whole.
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// Asserts an OAuth error from the proxy: status, `error`, `no-store`, never a redirect.
-    #[track_caller]
-    pub fn assert_error(&self, status: u16, error: &str) {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.json()["error"], error);
-        assert_eq!(self.headers["cache-control"], "no-store");
-        assert!(self.headers.get("location").is_none());
-    }
-
-    /// The `request_uri` of a `201` from the PAR endpoint.
-    #[track_caller]
-    pub fn request_uri(&self) -> String {
-        assert_eq!(self.status, 201, "{}", String::from_utf8_lossy(&self.body));
-        self.json()["request_uri"].as_str().unwrap().to_owned()
-    }
 }
 
 pub async fn send(request: http::Request<Full<Bytes>>) -> Reply {
