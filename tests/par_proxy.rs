@@ -26,7 +26,7 @@ use common::{
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use par_server::Node;
-use serde_json::{json, Value};
+use serde_json::json;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_par-proxy");
 const ISSUER: &str = "http://as.example.test:4000";
@@ -411,16 +411,7 @@ async fn a_100_mb_upload_and_download_stream_through_in_flat_memory() {
     assert_eq!(get(format!("{}/warm", node.base)).await.status, 200);
     let baseline = peak_rss_kib(node.child.id());
 
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let body = upstream::upload(SIZE);
-    let request = http::Request::post(format!("{}/upload", node.base))
-        .header("content-length", SIZE.to_string())
-        .body(body)
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let echo: Value =
-        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let echo = upstream::upload(format!("{}/upload", node.base), SIZE, true).await;
     assert_eq!(echo["length"], SIZE, "every byte reached the upstream");
     assert_eq!(
         echoed_header(&echo, "content-length"),

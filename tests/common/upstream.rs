@@ -186,20 +186,21 @@ pub fn echoed_header<'a>(echo: &'a Value, name: &str) -> Option<&'a str> {
         .and_then(|p| p[1].as_str())
 }
 
-/// A request body of `total` bytes, streamed 64 KiB at a time without a length.
-pub fn upload(
-    total: u64,
-) -> http_body_util::StreamBody<
-    std::pin::Pin<
-        Box<
-            dyn futures_util::Stream<Item = Result<http_body::Frame<Bytes>, std::io::Error>> + Send,
-        >,
-    >,
-> {
-    http_body_util::StreamBody::new(Box::pin(futures_util::StreamExt::map(
+/// POSTs `total` bytes, streamed 64 KiB at a time (with a `Content-Length`, or chunked), to `url`
+/// and returns what the echo upstream saw (its `length` is the bytes that arrived).
+pub async fn upload(url: String, total: u64, with_length: bool) -> Value {
+    let body = http_body_util::StreamBody::new(Box::pin(futures_util::StreamExt::map(
         repeated(total),
         |chunk| chunk.map(http_body::Frame::data),
-    )))
+    )));
+    let mut request = http::Request::post(url);
+    if with_length {
+        request = request.header("content-length", total.to_string());
+    }
+    let client = Client::builder(TokioExecutor::new()).build_http();
+    let response = client.request(request.body(body).unwrap()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap()
 }
 
 /// `total` bytes of `x`, 64 KiB at a time, made as they are read.
