@@ -10,6 +10,8 @@
 mod common;
 #[path = "common/par_server.rs"]
 mod par_server;
+#[path = "common/redis_server.rs"]
+mod redis_server;
 
 use std::{
     path::PathBuf,
@@ -451,4 +453,77 @@ fn sigterm_shuts_down_gracefully() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let upstream = runtime.block_on(upstream::start());
     start(&upstream.url, &[]).assert_graceful_sigterm();
+}
+
+/// `openssl s_server -www` (a status page for every GET) on 127.0.0.1 with a certificate from a
+/// throwaway CA; killed on drop.
+struct TlsUpstream {
+    child: std::process::Child,
+    port: u16,
+    ca: PathBuf,
+}
+
+impl Drop for TlsUpstream {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn tls_upstream(dir: &std::path::Path) -> TlsUpstream {
+    redis_server::throwaway_certificates(dir).expect("openssl makes the certificates");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new("openssl")
+        .args(["s_server", "-quiet", "-www", "-accept"])
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["-cert", "server.crt", "-key", "server.key"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "openssl s_server did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    TlsUpstream {
+        child,
+        port,
+        ca: dir.join("ca.crt"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_upstream_is_reached_with_a_private_ca_and_refused_without_it() {
+    let dir = std::env::temp_dir().join(format!(
+        "par-proxy-tls-{}-{}",
+        std::process::id(),
+        jwt::unique_jti()
+    ));
+    let upstream = tls_upstream(&dir);
+    let url = format!("https://127.0.0.1:{}", upstream.port);
+    let ca = upstream.ca.to_str().unwrap();
+    let trusted = start(&url, &["--authorize-path", "/auth", "--upstream-ca", ca]);
+    let reply = get(format!("{}/", trusted.base)).await;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        String::from_utf8_lossy(&reply.body).contains("s_server"),
+        "openssl's status page"
+    );
+    // The system roots alone do not know the private CA: the TLS handshake fails, 502.
+    let untrusted = start(&url, &["--authorize-path", "/auth"]);
+    assert_eq!(get(format!("{}/", untrusted.base)).await.status, 502);
+    drop(upstream);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -150,6 +150,32 @@ async fn hop_by_hop_fields_go_host_stays_and_forwarded_chains_grow() {
 }
 
 #[tokio::test]
+async fn without_preserve_host_the_upstream_sees_its_own_authority() {
+    let upstream = upstream::start().await;
+    let forward: Forward<Incoming> = Forward::builder(&upstream.url)
+        .preserve_host(false)
+        .build()
+        .unwrap();
+    let proxy = run(move |peer| forward.for_peer(peer)).await;
+    let echo = send(
+        http::Request::get(format!("http://{}/echo", proxy.addr))
+            .header("host", "as.example.com:4000")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(
+        echoed_header(&echo, "host"),
+        Some(upstream.addr.to_string().as_str())
+    );
+    assert_eq!(
+        echoed_header(&echo, "x-forwarded-host"),
+        Some("as.example.com:4000")
+    );
+}
+
+#[tokio::test]
 async fn every_set_cookie_line_is_kept_and_upstream_hop_by_hop_fields_are_dropped() {
     let upstream = upstream::start().await;
     let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;

@@ -45,9 +45,19 @@ pub struct ForwardBuilder {
     response_timeout: Duration,
     ca_pem: Option<Vec<u8>>,
     max_idle_per_host: usize,
+    preserve_host: bool,
 }
 
 impl ForwardBuilder {
+    /// Whether the upstream sees the client's `Host` (default true): servers build absolute URLs
+    /// (discovery, redirects, form actions) from it, so behind a proxy they must see the public
+    /// one. Off, `Host` names the upstream; `X-Forwarded-Host` and `Forwarded` still carry the
+    /// client's.
+    pub const fn preserve_host(mut self, preserve: bool) -> Self {
+        self.preserve_host = preserve;
+        self
+    }
+
     /// How long the upstream may take to send its response head (status and header fields)
     /// before the proxy answers `504` (default 30 s). The body then streams without a limit.
     pub const fn response_timeout(mut self, timeout: Duration) -> Self {
@@ -117,10 +127,14 @@ impl ForwardBuilder {
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(2)
             .build(connector);
+        let upstream_host = (!self.preserve_host).then(|| {
+            HeaderValue::from_str(authority.as_str()).expect("an authority is a header value")
+        });
         Ok(Forward {
             inner: Arc::new(Inner {
                 client,
                 upstream: Arc::new(Upstream {
+                    upstream_host,
                     scheme,
                     authority,
                     response_timeout: self.response_timeout,
@@ -145,6 +159,8 @@ impl fmt::Debug for ForwardBuilder {
 
 /// The upstream origin and the proxy's own client to it.
 pub(crate) struct Upstream {
+    /// `Some`: the `Host` every forwarded request gets (when the client's is not kept).
+    pub(crate) upstream_host: Option<HeaderValue>,
     pub(crate) scheme: Scheme,
     pub(crate) authority: Authority,
     pub(crate) response_timeout: Duration,
@@ -170,8 +186,9 @@ impl Upstream {
 ///
 /// * Bodies stream both ways, frame by frame; nothing is buffered.
 /// * Hop-by-hop fields (`Connection` and the fields it names, `Keep-Alive`, `TE`, `Trailer`,
-///   `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are removed in both directions; `Host` is kept,
-///   because servers build their absolute URLs from it; `X-Forwarded-For`,
+///   `Transfer-Encoding`, `Upgrade`, `Proxy-*`) are removed in both directions; `Host` is kept
+///   (unless [`ForwardBuilder::preserve_host`] says otherwise), because servers build their
+///   absolute URLs from it; `X-Forwarded-For`,
 ///   `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239) are appended to any
 ///   chain the request carries. Every other field, every `Set-Cookie` line, and redirects pass
 ///   unchanged.
@@ -238,6 +255,7 @@ impl Forward<()> {
             response_timeout: Duration::from_secs(30),
             ca_pem: None,
             max_idle_per_host: 256,
+            preserve_host: true,
         }
     }
 }
@@ -293,6 +311,9 @@ impl<B> Forward<B> {
         parts.version = Version::HTTP_11;
         remove_hop_by_hop(&mut parts.headers);
         self.peer.append_forwarded(&mut parts.headers, "http");
+        if let Some(host) = &self.inner.upstream.upstream_host {
+            parts.headers.insert(header::HOST, host.clone());
+        }
     }
 }
 
