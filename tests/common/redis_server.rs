@@ -245,7 +245,7 @@ pub fn throwaway_certificates(dir: &Path) -> Result<Vec<u8>, String> {
     for args in steps {
         let output = Command::new("openssl")
             .args(args)
-            .current_dir(&dir)
+            .current_dir(dir)
             .output()
             .map_err(|e| {
                 format!("cannot run openssl (install it: apt-get install -y openssl): {e}")
