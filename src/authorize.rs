@@ -356,6 +356,12 @@ where
         rebuilt.push_str(encoded);
     }
 
+    let fits_in_uri = parts.uri.path().len() + 1 + rebuilt.len() <= MAX_PATH_AND_QUERY;
+    // An inner service across HTTP (par-proxy) never sees the extension: it gets a form instead.
+    let is_post = is_post || (!fits_in_uri && config.long_requests_as_post);
+    if is_post {
+        parts.method = Method::POST;
+    }
     let complete_in_uri = if is_post {
         set_path_and_query(&mut parts.uri, None);
         parts.headers.insert(
@@ -366,7 +372,7 @@ where
             .headers
             .insert(header::CONTENT_LENGTH, HeaderValue::from(rebuilt.len()));
         true
-    } else if parts.uri.path().len() + 1 + rebuilt.len() <= MAX_PATH_AND_QUERY {
+    } else if fits_in_uri {
         set_path_and_query(&mut parts.uri, Some(&rebuilt))
     } else {
         false

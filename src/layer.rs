@@ -102,6 +102,7 @@ pub(crate) struct Config {
     pub(crate) consumption: Consumption,
     pub(crate) error_responder: Option<ErrorResponder>,
     pub(crate) metadata: Option<Bytes>,
+    pub(crate) long_requests_as_post: bool,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: crate::client::JwtSettings,
     #[cfg(feature = "jwt")]
@@ -215,6 +216,7 @@ pub struct ParLayerBuilder {
     consumption: Consumption,
     error_responder: Option<ErrorResponder>,
     metadata: Option<serde_json::Value>,
+    long_requests_as_post: bool,
     #[cfg(feature = "jwt")]
     jwt: crate::client::JwtSettings,
     #[cfg(feature = "jwt")]
@@ -238,6 +240,7 @@ impl Default for ParLayerBuilder {
             consumption: Consumption::Strict,
             error_responder: None,
             metadata: None,
+            long_requests_as_post: false,
             #[cfg(feature = "jwt")]
             jwt: crate::client::JwtSettings::default(),
             #[cfg(feature = "jwt")]
@@ -350,6 +353,28 @@ impl ParLayerBuilder {
         self
     }
 
+    /// Hands a redeemed GET whose rebuilt query would pass the 64 KiB limit of an `http::Uri` to
+    /// the inner service as a POST form instead (default off: the query then carries only
+    /// `client_id`, and the [`PushedAuthorizationRequest`](crate::PushedAuthorizationRequest)
+    /// extension the whole request). For an inner service that cannot read extensions, such as an
+    /// authorization server behind `par-proxy`, which turns this on. Authorization endpoints
+    /// accept POST forms (OIDC Core §3.1.2.1, RFC 6749 §3.1).
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .long_requests_as_post(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub const fn long_requests_as_post(mut self, as_post: bool) -> Self {
+        self.long_requests_as_post = as_post;
+        self
+    }
+
     /// Settings for signed JWTs at the PAR endpoint (feature `jwt`).
     #[cfg(feature = "jwt")]
     pub fn jwt(mut self, settings: crate::client::JwtSettings) -> Self {
@@ -455,6 +480,7 @@ impl ParLayerBuilder {
             consumption: self.consumption,
             error_responder: self.error_responder,
             metadata: None,
+            long_requests_as_post: self.long_requests_as_post,
             #[cfg(feature = "jwt")]
             jwt: self.jwt,
             #[cfg(feature = "jwt")]

@@ -28,7 +28,7 @@ use common::{
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 use par_server::Node;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_par-proxy");
 const ISSUER: &str = "http://as.example.test:4000";
@@ -221,6 +221,39 @@ async fn the_authorize_path_comes_from_discovery_and_oauth_errors_are_the_proxys
             .map(|t| t.ends_with("/oauth2/token")),
         Some(true)
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_swapped_request_too_long_for_a_uri_reaches_the_upstream_as_a_post_form() {
+    let upstream = upstream::start().await;
+    let node = start(&upstream.url, &[]);
+    let big = "b".repeat(70_000);
+    let request_uri = push(
+        &node.base,
+        BASIC_WEB_APP,
+        format!(
+            "response_type=code&redirect_uri={}&state=st-2&claims_hint={big}",
+            enc(WEB_CB)
+        ),
+    )
+    .await
+    .request_uri();
+    let echo = redeem(&node.base, "/oauth2/auth", "web-app", &request_uri)
+        .await
+        .json();
+    assert_eq!(echo["method"], "POST");
+    assert_eq!(echo["path"], "/oauth2/auth");
+    assert_eq!(echo["query"], Value::Null);
+    assert_eq!(
+        echoed_header(&echo, "content-type"),
+        Some("application/x-www-form-urlencoded")
+    );
+    let expected = format!(
+        "client_id=web-app&response_type=code&redirect_uri={}&state=st-2&claims_hint={big}",
+        enc(WEB_CB)
+    );
+    assert_eq!(echo["length"], expected.len());
+    assert!(expected.starts_with(echo["body"].as_str().unwrap()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

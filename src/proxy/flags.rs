@@ -222,6 +222,7 @@ impl ProxyFlags {
             .par_path(self.par_path.as_str())
             .authorize_path(authorize_path)
             .forward_request_objects(forward_request_objects)
+            .long_requests_as_post(true)
             .build()
             .map_err(|e| FlagError::new(e.to_string()))?;
         let forward = forward.merge_discovery(par_members(&layer));

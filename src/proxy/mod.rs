@@ -12,6 +12,11 @@
 //! * [`ProxyFlags`] and [`Proxy`]: `par-proxy`'s flags, its start-up (the upstream's discovery,
 //!   retried) and its serving loop.
 //!
+//! The swapped authorization request reaches the upstream as the layer rebuilt it: the query of a
+//! GET, or a POST form when it is too long for a URI
+//! ([`ParLayerBuilder::long_requests_as_post`](crate::ParLayerBuilder::long_requests_as_post),
+//! which `par-proxy` turns on).
+//!
 //! Signed request objects: when the upstream's discovery says `request_parameter_supported:
 //! true`, the proxy turns on
 //! [`ParLayerBuilder::forward_request_objects`](crate::ParLayerBuilder::forward_request_objects),
