@@ -60,19 +60,38 @@ impl std::error::Error for DiscoveryError {}
 pub fn par_members(layer: &ParLayer) -> Map<String, Value> {
     let config = layer.config();
     let mut members = layer.metadata();
-    let issuer = &*config.issuer;
-    let origin_end = issuer
-        .find("://")
-        .map(|scheme| {
-            let rest = scheme + 3;
-            issuer[rest..].find('/').map_or(issuer.len(), |p| rest + p)
-        })
-        .unwrap_or(issuer.len());
+    let (origin, _) = origin_and_host(&config.issuer);
     members.insert(
         "pushed_authorization_request_endpoint".into(),
-        Value::String(format!("{}{}", &issuer[..origin_end], config.par_path)),
+        Value::String(format!("{origin}{}", config.par_path)),
     );
     members
+}
+
+/// The origin (`scheme://host[:port]`) and the host (`host[:port]`) of an http(s) URL.
+pub(crate) fn origin_and_host(url: &str) -> (&str, &str) {
+    let host_start = url.find("://").map_or(0, |scheme| scheme + 3);
+    let host_end = url[host_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |end| host_start + end);
+    (&url[..host_end], &url[host_start..host_end])
+}
+
+/// What the well-known routes of a forwarder merge: the layer's members, and the public `Host`
+/// the upstream's document is fetched with.
+pub(crate) struct Discovery {
+    pub(crate) members: Map<String, Value>,
+    pub(crate) public_host: Option<HeaderValue>,
+}
+
+impl Discovery {
+    pub(crate) fn of(layer: &ParLayer) -> Self {
+        let (_, host) = origin_and_host(&layer.config().issuer);
+        Self {
+            members: par_members(layer),
+            public_host: HeaderValue::from_str(host).ok(),
+        }
+    }
 }
 
 /// Merges the layer's `members` into the upstream's `document`:
@@ -207,9 +226,13 @@ fn json_object(body: &[u8]) -> Option<Map<String, Value>> {
 pub(crate) async fn merged(
     shared: &Upstream,
     path: &str,
-    headers: HeaderMap,
-    members: &Map<String, Value>,
+    mut headers: HeaderMap,
+    discovery: &Discovery,
 ) -> Response<ProxyBody> {
+    // The document as the issuer's clients see it, whatever address this request came to.
+    if let Some(host) = &discovery.public_host {
+        headers.insert(header::HOST, host.clone());
+    }
     let (mut parts, body) = match upstream_document(shared, path, &headers).await {
         Ok(found) => found,
         Err(failure) => return failure.response(),
@@ -222,7 +245,7 @@ pub(crate) async fn merged(
         parts.headers.remove(header::CONTENT_LENGTH);
         return Response::from_parts(parts, ProxyBody::own(body));
     };
-    let merged = merge_discovery(document, members);
+    let merged = merge_discovery(document, &discovery.members);
     let bytes = serde_json::to_vec(&Value::Object(merged)).unwrap_or_default();
     let mut response = Response::new(ProxyBody::own(Bytes::from(bytes)));
     response.headers_mut().insert(

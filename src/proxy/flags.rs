@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tokio::net::TcpListener;
 use tower_layer::Layer as _;
 
-use super::{forward::Forward, par_members};
+use super::{discovery::origin_and_host, forward::Forward};
 use crate::{
     server::{self, CommonFlags, FlagError, ServeConfig},
     ParLayer, RequestBody,
@@ -165,8 +165,14 @@ impl ProxyFlags {
             .ok_or_else(|| FlagError::new("--issuer is required"))?
             .trim_end_matches('/')
             .to_owned();
-        let public_host = host_of(&issuer)
-            .ok_or_else(|| FlagError::new(format!("--issuer {issuer}: not an http(s) URL")))?;
+        let (_, public_host) = origin_and_host(&issuer);
+        if !(issuer.starts_with("http://") || issuer.starts_with("https://"))
+            || public_host.is_empty()
+        {
+            return Err(FlagError::new(format!(
+                "--issuer {issuer}: not an http(s) URL"
+            )));
+        }
         let mut builder =
             Forward::builder(self.upstream.clone()).response_timeout(self.upstream_timeout);
         if let Some(path) = &self.upstream_ca {
@@ -225,22 +231,13 @@ impl ProxyFlags {
             .long_requests_as_post(true)
             .build()
             .map_err(|e| FlagError::new(e.to_string()))?;
-        let forward = forward.merge_discovery(par_members(&layer));
+        let forward = forward.merge_discovery(&layer);
         Ok(Proxy {
             listener,
             layer,
             forward,
         })
     }
-}
-
-/// `host[:port]` of an http(s) URL.
-fn host_of(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))?;
-    let host = rest.split(['/', '?', '#']).next()?;
-    (!host.is_empty()).then_some(host)
 }
 
 /// The path of the document's `authorization_endpoint`.

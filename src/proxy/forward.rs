@@ -237,7 +237,7 @@ pub struct Forward<B> {
 struct Inner<B> {
     client: Client<Connector, B>,
     upstream: Arc<Upstream>,
-    discovery: Option<Arc<Map<String, Value>>>,
+    discovery: Option<Arc<discovery::Discovery>>,
 }
 
 impl<B> Clone for Forward<B> {
@@ -275,16 +275,16 @@ impl<B> Forward<B> {
     }
 
     /// Answers `GET /.well-known/openid-configuration` and
-    /// `/.well-known/oauth-authorization-server` with the upstream's document (fetched with the
-    /// request's `Host`) and `members` merged in (see [`merge_discovery`](super::merge_discovery)
-    /// and [`par_members`](super::par_members)).
+    /// `/.well-known/oauth-authorization-server` with the upstream's document, fetched with the
+    /// `Host` of `layer`'s issuer, and the layer's members merged in (see
+    /// [`merge_discovery`](super::merge_discovery) and [`par_members`](super::par_members)).
     #[must_use]
-    pub fn merge_discovery(self, members: Map<String, Value>) -> Self {
+    pub fn merge_discovery(self, layer: &crate::ParLayer) -> Self {
         Self {
             inner: Arc::new(Inner {
                 client: self.inner.client.clone(),
                 upstream: Arc::clone(&self.inner.upstream),
-                discovery: Some(Arc::new(members)),
+                discovery: Some(Arc::new(discovery::Discovery::of(layer))),
             }),
             peer: self.peer,
         }
@@ -338,14 +338,14 @@ where
 
     fn call(&mut self, req: Request<B>) -> ForwardFuture {
         let (mut parts, body) = req.into_parts();
-        if let Some(members) = &self.inner.discovery {
+        if let Some(merge) = &self.inner.discovery {
             if parts.method == Method::GET && discovery::is_well_known(parts.uri.path()) {
                 let path = parts.uri.path().to_owned();
-                let members = Arc::clone(members);
+                let merge = Arc::clone(merge);
                 self.prepare(&mut parts);
                 let upstream = Arc::clone(&self.inner.upstream);
                 return ForwardFuture::boxed(Box::pin(async move {
-                    discovery::merged(&upstream, &path, parts.headers, &members).await
+                    discovery::merged(&upstream, &path, parts.headers, &merge).await
                 }));
             }
         }
