@@ -22,6 +22,8 @@ use crate::{
 /// How long start-up waits for the upstream's discovery document when it needs it.
 const DISCOVERY_WAIT: Duration = Duration::from_secs(30);
 const DISCOVERY_RETRY: Duration = Duration::from_millis(500);
+/// With `--authorize-path`, discovery is only asked once, this long, at start.
+const ONE_TRY: Duration = Duration::from_secs(5);
 
 /// The flags of `par-proxy`: the [`CommonFlags`] of the reference binaries plus the upstream.
 ///
@@ -185,26 +187,38 @@ impl ProxyFlags {
             .map_err(|e| FlagError::new(format!("--upstream {}: {e}", self.upstream)))?;
         let (listener, _) = common.bind().await?;
 
-        let document = match &self.authorize_path {
-            None => Some(wait_for_discovery(&forward, &self.upstream, public_host).await?),
-            // Only to learn whether the upstream takes request objects: one try, not fatal.
-            Some(_) => match forward.upstream_discovery(public_host).await {
-                Ok(document) => Some(document),
-                Err(err) => {
-                    tracing::warn!(error = %err, "no upstream discovery document; signed request objects are not forwarded");
-                    None
-                }
-            },
-        };
-        let authorize_path = match (&self.authorize_path, &document) {
-            (Some(path), _) => path.clone(),
-            (None, Some(document)) => authorization_path(document).ok_or_else(|| {
-                FlagError::new(format!(
-                    "--upstream {}: the discovery document has no usable authorization_endpoint; give --authorize-path",
-                    self.upstream
-                ))
-            })?,
-            (None, None) => unreachable!("discovery is awaited when --authorize-path is missing"),
+        let (authorize_path, document) = match &self.authorize_path {
+            None => {
+                let document = wait_for_discovery(&forward, &self.upstream, public_host).await?;
+                let path = authorization_path(&document).ok_or_else(|| {
+                    FlagError::new(format!(
+                        "--upstream {}: the discovery document has no usable authorization_endpoint; give --authorize-path",
+                        self.upstream
+                    ))
+                })?;
+                (path, Some(document))
+            }
+            // Only to learn whether the upstream takes request objects: one short try, not fatal.
+            Some(path) => {
+                let attempt =
+                    tokio::time::timeout(ONE_TRY, forward.upstream_discovery(public_host)).await;
+                let document = match attempt {
+                    Ok(Ok(document)) => Some(document),
+                    Ok(Err(err)) => {
+                        eprintln!(
+                            "par-proxy: warning: {err}; signed request objects are not forwarded"
+                        );
+                        None
+                    }
+                    Err(_) => {
+                        eprintln!(
+                            "par-proxy: warning: no upstream discovery document within {ONE_TRY:?}; signed request objects are not forwarded"
+                        );
+                        None
+                    }
+                };
+                (path.clone(), document)
+            }
         };
         if let Some(theirs) = document
             .as_ref()
