@@ -165,6 +165,9 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
     let addr = listener
         .local_addr()
         .map_err(|err| FlagError::new(err.to_string()))?;
+    // Installed before the line that tells the world the server is up: a SIGTERM right after it
+    // must shut down gracefully, not kill.
+    let shutdown = server::shutdown_signal();
     println!("listening on http://{addr}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
@@ -173,7 +176,7 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
             listener,
             service,
             ServeConfig::default(),
-            server::shutdown_signal(),
+            shutdown,
         )
         .await
         {
