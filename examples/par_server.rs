@@ -172,14 +172,7 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
     Ok(
-        match server::serve(
-            listener,
-            service,
-            ServeConfig::default(),
-            shutdown,
-        )
-        .await
-        {
+        match server::serve(listener, service, ServeConfig::default(), shutdown).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
                 eprintln!("par_server: {err}");
