@@ -377,7 +377,16 @@ where
     } else {
         MAX_PATH_AND_QUERY.saturating_sub(parts.uri.path().len() + 1)
     };
-    let rebuilt = canonical_query(client.client_id(), &pairs, room);
+    let mut rebuilt = canonical_query(client.client_id(), &pairs, room);
+    // An inner service across HTTP (par-proxy) never sees the extension: a request too long for a
+    // URI reaches it as a form instead.
+    let is_post = if rebuilt.is_none() && !is_post && config.long_requests_as_post {
+        parts.method = Method::POST;
+        rebuilt = canonical_query(client.client_id(), &pairs, usize::MAX);
+        true
+    } else {
+        is_post
+    };
     let complete_in_uri = match &rebuilt {
         Some(form) if is_post => {
             set_path_and_query(&mut parts.uri, None);

@@ -81,6 +81,8 @@
 //! * `axum`: the extractor above, `ParService::into_make_service` for `axum::serve`, and
 //!   `IntoResponse` for [`OAuthError`]; depends on `axum-core` only.
 //! * `tokio` (default): `TokioTimer`, the default [`Timer`] (tokio's `time` only).
+//! * `proxy`: [`proxy`], the layer in front of any existing authorization server over HTTP (a
+//!   streaming reverse proxy), and the `par-proxy` binary.
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
@@ -102,6 +104,8 @@ mod layer;
 mod metadata;
 mod params;
 mod payload;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod push;
 mod read_request;
 #[cfg(feature = "server")]

@@ -195,13 +195,23 @@ pub(crate) async fn pushed_params<'a>(
             )
             .map_err(oauth_error)?;
             // JAR-02: only the object's parameters count; outer ones are ignored.
-            let pairs = object
+            let mut unpacked: Vec<Pair<'a>> = object
                 .params
                 .into_iter()
                 .map(|(n, v)| (Cow::Owned(n), Cow::Owned(v)))
                 .collect();
+            if config.forward_request_objects && client.forward_request_object() {
+                // RFC 9101 §6.3: the JWT itself, for an inner server that verifies or requires
+                // it; the unpacked parameters it must match stay beside it.
+                if let Some(jwt) = pairs
+                    .into_iter()
+                    .find_map(|(n, v)| (n == "request").then_some(v))
+                {
+                    unpacked.push((Cow::Borrowed("request"), jwt));
+                }
+            }
             Pushed {
-                pairs,
+                pairs: unpacked,
                 expires_at: object.expires_at,
             }
         }

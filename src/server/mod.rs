@@ -33,5 +33,5 @@ mod serve;
 
 pub use self::{
     flags::{CommonFlags, FlagError},
-    serve::{serve, shutdown_signal, ServeConfig},
+    serve::{serve, serve_with, shutdown_signal, ServeConfig},
 };

@@ -5,6 +5,7 @@
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod raw_http;
+pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 

@@ -112,3 +112,46 @@ impl Node {
         }
     }
 }
+
+/// Runs `binary ARGS` and asserts what a reference binary does with flags it cannot use: exit
+/// code 2, nothing on stdout, a message on stderr that starts with `prefix`. Returns stderr.
+#[track_caller]
+pub fn assert_refused<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    binary: &Path,
+    args: &[S],
+    prefix: &str,
+) -> String {
+    let output = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.starts_with(prefix), "{args:?}: {stderr}");
+    stderr
+}
+
+impl Node {
+    /// Sends SIGTERM and asserts a graceful exit (status 0) within 10 s.
+    #[cfg(unix)]
+    #[track_caller]
+    pub fn assert_graceful_sigterm(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "SIGTERM was ignored");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
