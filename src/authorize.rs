@@ -295,7 +295,7 @@ async fn require_par(config: &Config, client_id: Option<&str>) -> Result<(), OAu
     }
 }
 
-fn parse_handle(request_uri: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_handle(request_uri: &str) -> Option<[u8; 32]> {
     let encoded = request_uri.strip_prefix(REQUEST_URI_PREFIX)?;
     if encoded.len() != 43 {
         return None;

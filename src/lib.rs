@@ -100,3 +100,8 @@ pub mod __bench {
         Some(pairs.len())
     }
 }
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;

@@ -151,7 +151,7 @@ fn presented<'a>(headers: &HeaderMap, pairs: &'a [Pair<'a>]) -> Result<Presented
 }
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03).
-fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
+pub(crate) fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
     let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
         Some(at) => (&value[..at], value[at + 1..].trim_ascii()),
