@@ -545,6 +545,32 @@ mod tests {
         assert_eq!(parse_handle(&format!("{good}A")), None);
     }
 
+    /// A `request_uri` as the PAR endpoint writes it (`push.rs`).
+    fn issued(handle: [u8; 32]) -> String {
+        format!("{REQUEST_URI_PREFIX}{}", URL_SAFE_NO_PAD.encode(handle))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_issued_request_uri_parses_to_its_handle(handle in proptest::prelude::any::<[u8; 32]>()) {
+            proptest::prop_assert_eq!(parse_handle(&issued(handle)), Some(handle));
+        }
+
+        #[test]
+        fn only_issued_request_uris_parse(
+            // The prefix and 43 base64url characters: the shape of a handle, including last
+            // characters with trailing bits set, which no encoder writes.
+            tail in "[A-Za-z0-9_-]{43}",
+            noise in "[A-Za-z0-9_:=+/.-]{0,50}",
+        ) {
+            for candidate in [format!("{REQUEST_URI_PREFIX}{tail}"), noise] {
+                if let Some(handle) = parse_handle(&candidate) {
+                    proptest::prop_assert_eq!(candidate, issued(handle));
+                }
+            }
+        }
+    }
+
     #[test]
     fn uri_rewrite_keeps_scheme_and_authority() {
         let mut uri: Uri = "https://as.example/as/authorize?client_id=a&request_uri=b"
