@@ -227,6 +227,36 @@ fn with(base: &Value, extra: Value) -> Value {
     out
 }
 
+/// Every signer with `claims` (plain, under FAPI 2.0, and verified with the wrong kind of
+/// credential), then each claim variant and each header variant, signed by the given signers in
+/// turn.
+fn signed_cases(
+    seeds: &mut Seeds,
+    target: &'static str,
+    claims: &Value,
+    (claim_variants, claim_signers): (&[Value], &[u8]),
+    (header_variants, header_signers): (&[Value], &[u8]),
+) {
+    for selector in 0..8u8 {
+        let plain = header(selector, &json!({}));
+        for flags in [0, FAPI2, CROSS] {
+            seeds.add(target, signed(selector | flags, &plain, claims));
+        }
+    }
+    for (i, extra) in claim_variants.iter().enumerate() {
+        let selector = claim_signers[i % claim_signers.len()];
+        let claims = with(claims, extra.clone());
+        seeds.add(
+            target,
+            signed(selector, &header(selector, &json!({})), &claims),
+        );
+    }
+    for (i, extra) in header_variants.iter().enumerate() {
+        let selector = header_signers[i % header_signers.len()];
+        seeds.add(target, signed(selector, &header(selector, extra), claims));
+    }
+}
+
 /// The token the harness makes of a signed-mode input (keys of this run).
 fn token_of(input: &[u8]) -> String {
     jwt::case(input).expect("a signed-mode input").token
@@ -299,32 +329,13 @@ fn jwt_client_assertion(seeds: &mut Seeds) {
         json!({"alg": "HS256"}),
         json!({"alg": "RS512"}),
     ];
-    for selector in 0..8u8 {
-        seeds.add(t, signed(selector, &header(selector, &json!({})), &claims));
-        seeds.add(
-            t,
-            signed(selector | FAPI2, &header(selector, &json!({})), &claims),
-        );
-        seeds.add(
-            t,
-            signed(selector | CROSS, &header(selector, &json!({})), &claims),
-        );
-    }
-    for (i, extra) in variants.iter().enumerate() {
-        let selector = [0, 5, 2][i % 3];
-        seeds.add(
-            t,
-            signed(
-                selector,
-                &header(selector, &json!({})),
-                &with(&claims, extra.clone()),
-            ),
-        );
-    }
-    for (i, extra) in headers.iter().enumerate() {
-        let selector = [0, 5, 3][i % 3];
-        seeds.add(t, signed(selector, &header(selector, extra), &claims));
-    }
+    signed_cases(
+        seeds,
+        t,
+        &claims,
+        (&variants, &[0, 5, 2]),
+        (&headers, &[0, 5, 3]),
+    );
     let fapi_claims = with(&claims, json!({"aud": [ISSUER]}));
     seeds.add(t, signed(FAPI2, &header(0, &json!({})), &fapi_claims));
     // The header and claims of `sign_text`: duplicate member names are refused.
@@ -393,32 +404,13 @@ fn jwt_request_object(seeds: &mut Seeds) {
         json!({"kid": null}),
         json!({"alg": "none"}),
     ];
-    for selector in 0..8u8 {
-        seeds.add(t, signed(selector, &header(selector, &json!({})), &claims));
-        seeds.add(
-            t,
-            signed(selector | FAPI2, &header(selector, &json!({})), &claims),
-        );
-        seeds.add(
-            t,
-            signed(selector | CROSS, &header(selector, &json!({})), &claims),
-        );
-    }
-    for (i, extra) in variants.iter().enumerate() {
-        let selector = [0, 6, 4][i % 3];
-        seeds.add(
-            t,
-            signed(
-                selector,
-                &header(selector, &json!({})),
-                &with(&claims, extra.clone()),
-            ),
-        );
-    }
-    for (i, extra) in headers.iter().enumerate() {
-        let selector = [2, 5][i % 2];
-        seeds.add(t, signed(selector, &header(selector, extra), &claims));
-    }
+    signed_cases(
+        seeds,
+        t,
+        &claims,
+        (&variants, &[0, 6, 4]),
+        (&headers, &[2, 5]),
+    );
     let hs = token_of(&signed(7, &header(7, &json!({})), &claims));
     seeds.add(t, raw(7, &hs));
     for token in malformed_tokens() {
