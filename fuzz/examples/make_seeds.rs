@@ -29,6 +29,7 @@ fn main() -> std::io::Result<()> {
     basic_credentials(&mut seeds);
     clients_file(&mut seeds);
     authorize_query(&mut seeds);
+    par_request(&mut seeds);
     jwt_client_assertion(&mut seeds);
     jwt_request_object(&mut seeds);
     jwt_dpop_proof(&mut seeds);
@@ -179,6 +180,54 @@ fn authorize_query(seeds: &mut Seeds) {
         let mut bytes = vec![flags];
         bytes.extend_from_slice(input.as_bytes());
         seeds.add("authorize_query", bytes);
+    }
+}
+
+/// tests/par_endpoint.rs, tests/jwt.rs: pushes with every authentication method, DPoP, and the
+/// refusals of the PAR endpoint.
+fn par_request(seeds: &mut Seeds) {
+    let form = "application/x-www-form-urlencoded";
+    let basic = |raw: &str| format!("Basic {}", STANDARD.encode(raw));
+    let web = basic("web-app:web-app-secret");
+    let code = format!(
+        "response_type=code&redirect_uri=https%3A%2F%2Fclient.example.org%2Fcb&scope=openid&state=af0ifjsldkj&code_challenge={CHALLENGE}&code_challenge_method=S256"
+    );
+    let now = NOW_SECS as i64;
+    let assertion = token_of(&signed(
+        5,
+        &header(5, &json!({})),
+        &json!({"iss": "jwt-app", "sub": "jwt-app", "aud": ISSUER, "iat": now, "exp": now + 60, "jti": "par-seed"}),
+    ));
+    let dpop = token_of(&signed(
+        0,
+        &header(0, &json!({"typ": "dpop+jwt", "kid": null, "jwk": "$jwk"})),
+        &json!({"htm": "POST", "htu": PAR_ENDPOINT, "iat": now, "jti": "par-dpop"}),
+    ));
+    let cases: Vec<[String; 5]> = vec![
+        [form.into(), String::new(), web.clone(), String::new(), code.clone()],
+        [form.into(), String::new(), web.clone(), dpop.clone(), code.clone()],
+        [format!("{form}; charset=UTF-8"), String::new(), web.clone(), String::new(), format!("{code}&resource=https%3A%2F%2Frs1&resource=https%3A%2F%2Frs2&claims=%7B%7D")],
+        [form.into(), String::new(), String::new(), String::new(),
+         "client_id=post-app&client_secret=post-app-secret&response_type=code&redirect_uri=https%3A%2F%2Fpost.example.org%2Fcb2".into()],
+        [form.into(), String::new(), String::new(), String::new(),
+         format!("client_id=spa&response_type=code&redirect_uri=http%3A%2F%2F127.0.0.1%3A8080%2Fcallback&code_challenge={CHALLENGE}&code_challenge_method=S256")],
+        [form.into(), String::new(), String::new(), String::new(),
+         format!("client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}&response_type=code&redirect_uri=https%3A%2F%2Fjwt.example.org%2Fcb")],
+        [form.into(), String::new(), basic("implicit-app:implicit-app-secret"), String::new(), "response_type=token&scope=openid".into()],
+        [form.into(), "client_secret=x".into(), web.clone(), String::new(), code.clone()],
+        [form.into(), "scope=admin".into(), web.clone(), String::new(), code.clone()],
+        ["application/json".into(), String::new(), web.clone(), String::new(), "{}".into()],
+        [form.into(), String::new(), web.clone(), String::new(), format!("{code}&request_uri=urn%3Ax")],
+        [form.into(), String::new(), web.clone(), String::new(), format!("{code}&client_secret=web-app-secret")],
+        [form.into(), String::new(), basic("web-app:wrong"), String::new(), code.clone()],
+        [form.into(), String::new(), "Bearer x".into(), String::new(), code.clone()],
+        [form.into(), String::new(), web.clone(), String::new(), format!("{code}&state=2")],
+        [form.into(), String::new(), web.clone(), String::new(), "response_type=code%20id_token&code_challenge=short".into()],
+        [form.into(), String::new(), web.clone(), "not.a.jwt".into(), code.clone()],
+        [form.into(), String::new(), web.clone(), String::new(), format!("{code}&request=eyJ.eyJ.x")],
+    ];
+    for fields in cases {
+        seeds.add("par_request", fields.join("\0"));
     }
 }
 

@@ -3,8 +3,14 @@
 //! polled.
 //!
 //! The inner endpoint answers a redeemed request with the authorization response (a `303` to the
-//! pushed `redirect_uri` with a `code`, which also completes a handle in `AtCompletion` mode) and
-//! names the `request_uri` it redeemed in `x-redeemed`; any other request gets `200`.
+//! pushed `redirect_uri` with a `code`, which also completes a handle in `AtCompletion` mode),
+//! names the `request_uri` it redeemed in `x-redeemed` and hands the
+//! [`PushedAuthorizationRequest`] back in the response extensions; any other request gets `200`.
+//!
+//! The clients are those of the reference server (`examples/clients.json`) plus `jwt-app`
+//! (`client_secret_jwt` with [`crate::jwt::SECRET`]); the clock stands at [`crate::NOW_SECS`], so
+//! seeds can carry signed assertions and DPoP proofs, and handles never expire within a run: a
+//! handle that is gone was taken.
 
 use std::{
     convert::Infallible,
@@ -12,7 +18,7 @@ use std::{
     pin::pin,
     sync::OnceLock,
     task::{Context, Poll, Waker},
-    time::Duration,
+    time::{Duration, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -30,8 +36,23 @@ pub const CLIENT_ID: &str = "web-app";
 const CLIENT_CREDENTIALS: &str = "Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA=="; // web-app:web-app-secret
 pub const REDIRECT_URI: &str = "https://client.example.org/cb";
 
-/// The clients of the reference server (`examples/clients.json`).
+/// The clients of the reference server.
 const CLIENTS: &str = include_str!("../../examples/clients.json");
+/// The `client_secret_jwt` client added to them.
+pub const JWT_CLIENT_ID: &str = "jwt-app";
+
+fn clients() -> StaticClients {
+    let mut file: serde_json::Value = serde_json::from_str(CLIENTS).expect("the demo clients");
+    let secret = std::str::from_utf8(crate::jwt::SECRET).expect("an ASCII secret");
+    file["clients"]
+        .as_array_mut()
+        .expect("a clients array")
+        .push(serde_json::json!({
+            "client_id": JWT_CLIENT_ID, "client_secret": secret, "auth_method": "client_secret_jwt",
+            "redirect_uris": ["https://jwt.example.org/cb"], "grant_types": ["authorization_code"],
+        }));
+    StaticClients::from_json_str(&file.to_string()).expect("the clients load")
+}
 
 /// Polls `future` to completion with a waker that does nothing: fine for futures that never
 /// wait, and a clear panic for one that would.
@@ -73,12 +94,13 @@ impl Service<Request<RequestBody<Full<Bytes>>>> for Inner {
             location.push_str("&state=");
             location.extend(form_urlencoded::byte_serialize(state.as_bytes()));
         }
-        let response = Response::builder()
+        let mut response = Response::builder()
             .status(StatusCode::SEE_OTHER)
             .header(header::LOCATION, location)
             .header("x-redeemed", pushed.request_uri())
             .body(Full::new(Bytes::new()))
             .expect("a valid redirect");
+        response.extensions_mut().insert(pushed.clone());
         ready(Ok(response))
     }
 }
@@ -89,6 +111,8 @@ pub struct Answer {
     pub status: StatusCode,
     pub headers: http::HeaderMap,
     pub body: Bytes,
+    /// What the inner endpoint received, when it redeemed a pushed request.
+    pub pushed: Option<PushedAuthorizationRequest>,
 }
 
 impl Answer {
@@ -135,10 +159,11 @@ pub fn endpoint() -> &'static Endpoint {
         let layer = |consumption| {
             ParLayer::builder()
                 .issuer(crate::ISSUER)
-                .clients(StaticClients::from_json_str(CLIENTS).expect("the demo clients load"))
+                .clients(clients())
                 .store(MemoryStore::with_capacity(10_000))
-                // Handles never expire within a run: a handle that is gone was taken.
-                .clock(ManualClock::new())
+                .clock(ManualClock::at(
+                    UNIX_EPOCH + Duration::from_secs(crate::NOW_SECS),
+                ))
                 .consumption(consumption)
                 .build()
                 .expect("a valid layer")
@@ -165,7 +190,7 @@ impl Endpoint {
             Ok(response) => response,
             Err(never) => match never {},
         };
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
         let body = block_on(body.collect())
             .expect("the layer's bodies cannot fail")
             .to_bytes();
@@ -173,6 +198,7 @@ impl Endpoint {
             status: parts.status,
             headers: parts.headers,
             body,
+            pushed: parts.extensions.remove(),
         }
     }
 
@@ -195,10 +221,16 @@ impl Endpoint {
             .to_owned()
     }
 
-    /// The clean redemption a browser would make: `client_id` and `request_uri` only.
+    /// The clean redemption a browser would make for [`CLIENT_ID`]: `client_id` and
+    /// `request_uri` only.
     pub fn redeem(&self, at_completion: bool, request_uri: &str) -> Answer {
+        self.redeem_as(at_completion, CLIENT_ID, request_uri)
+    }
+
+    /// The clean redemption for any client.
+    pub fn redeem_as(&self, at_completion: bool, client_id: &str, request_uri: &str) -> Answer {
         let mut query = String::new();
-        tower_par::__fuzz::form::append_pair(&mut query, "client_id", CLIENT_ID);
+        tower_par::__fuzz::form::append_pair(&mut query, "client_id", client_id);
         tower_par::__fuzz::form::append_pair(&mut query, "request_uri", request_uri);
         let req = Request::get(format!("/as/authorize?{query}"))
             .body(Full::new(Bytes::new()))
