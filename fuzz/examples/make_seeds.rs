@@ -523,6 +523,22 @@ fn jwt_dpop_proof(seeds: &mut Seeds) {
     for extra in headers {
         seeds.add(t, signed(0, &proof_header(0, extra), &claims));
     }
+    // Foreign keys that parse: the signature check runs with them.
+    let b64 = |bytes: Vec<u8>| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let off_curve =
+        json!({"kty": "EC", "crv": "P-256", "x": b64(vec![1; 32]), "y": b64(vec![2; 32])});
+    let odd_modulus = json!({"kty": "RSA", "e": "AQAB", "n": b64(vec![0xC5; 256])});
+    let weak_ed25519 = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(vec![0; 32])});
+    for (selector, jwk) in [(0, off_curve), (3, odd_modulus), (2, weak_ed25519)] {
+        seeds.add(
+            t,
+            signed(
+                selector,
+                &proof_header(selector, json!({"jwk": jwk})),
+                &claims,
+            ),
+        );
+    }
     // A proof carries its key, so a raw proof made here verifies in every run.
     seeds.add(
         t,

@@ -1,6 +1,6 @@
 //! JWK Sets as clients register them (`ClientKeys::from_jwks`), and each member as the `jwk` of
-//! a DPoP proof signed with the harness's ES256 key (the key parser and the RFC 7638 thumbprint
-//! on whatever the parser accepts).
+//! a DPoP proof signed by the harness's key of the same type (the key parser, the signature check
+//! with a foreign key, and the RFC 7638 thumbprint on whatever the parser accepts).
 //!
 //! Properties: no input panics; a set that loads has at least one key and unique, non-empty
 //! `kid`s; a DPoP proof carrying a foreign key is refused as `invalid_dpop_proof`.
@@ -35,12 +35,21 @@ fuzz_target!(init: { jwt::keys(); }, |data: &[u8]| {
         return;
     };
     for jwk in members.iter().take(4) {
-        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        // The algorithm the key is for, so that the proof gets past the key-type check and the
+        // signature is checked with the foreign key.
+        let signer = match (jwk["kty"].as_str(), jwk["crv"].as_str()) {
+            (Some("EC"), Some("P-384")) => 1,
+            (Some("OKP"), _) => 2,
+            (Some("RSA"), _) => 3,
+            _ => 0,
+        };
+        let alg = jwt::SIGNERS[signer].0;
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": alg, "jwk": jwk});
         let claims = format!(
             r#"{{"htm":"POST","htu":"{PAR_ENDPOINT}","iat":{},"jti":"j"}}"#,
             tower_par_fuzz::NOW_SECS
         );
-        let proof = jwt::sign_es256(header.to_string().as_bytes(), claims.as_bytes());
+        let proof = jwt::sign_with(signer, header.to_string().as_bytes(), claims.as_bytes());
         if let Err(refusal) = dpop_proof(
             &proof,
             "POST",

@@ -180,12 +180,12 @@ pub fn header_of(token: &str) -> serde_json::Map<String, serde_json::Value> {
     segment(token, 0)
 }
 
-/// Signs exact header and claims bytes with the process's ES256 key.
+/// Signs exact header and claims bytes with signer `index` of [`SIGNERS`].
 #[must_use]
-pub fn sign_es256(header: &[u8], claims: &[u8]) -> String {
-    match &keys().signers[0] {
+pub fn sign_with(index: usize, header: &[u8], claims: &[u8]) -> String {
+    match &keys().signers[index] {
         Signer::Key(key) => key.sign_segments(header, claims),
-        Signer::Hmac(_) => unreachable!("signer 0 is ES256"),
+        Signer::Hmac(alg) => sign_segments(header, claims, &EncodingKey::from_secret(SECRET), *alg),
     }
 }
 
