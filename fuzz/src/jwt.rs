@@ -22,7 +22,7 @@ use tower_par::{
     ClientKeys,
 };
 
-#[allow(dead_code, unreachable_pub)]
+#[allow(unreachable_pub)]
 #[path = "../../tests/common/jwt.rs"]
 mod test_keys;
 
