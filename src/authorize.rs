@@ -553,6 +553,7 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn every_issued_request_uri_parses_to_its_handle(handle in proptest::prelude::any::<[u8; 32]>()) {
+            // AZ-01, OK-03
             proptest::prop_assert_eq!(parse_handle(&issued(handle)), Some(handle));
         }
 
@@ -563,6 +564,7 @@ mod tests {
             tail in "[A-Za-z0-9_-]{43}",
             noise in "[A-Za-z0-9_:=+/.-]{0,50}",
         ) {
+            // AZ-01: recognise only URIs this PAR endpoint issued; one handle, one spelling.
             for candidate in [format!("{REQUEST_URI_PREFIX}{tail}"), noise] {
                 if let Some(handle) = parse_handle(&candidate) {
                     proptest::prop_assert_eq!(candidate, issued(handle));

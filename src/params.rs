@@ -523,6 +523,7 @@ mod tests {
                 names in vec(proptest::sample::select(vec!["scope", "state", "resource", "a", "b", "c"]), 0..60),
                 repeatable in proptest::sample::subsequence(vec!["resource", "state"], 0..=2),
             ) {
+                // VAL-06, AZ-09
                 let pairs: Vec<(String, String)> =
                     names.iter().map(|n| ((*n).to_owned(), "v".to_owned())).collect();
                 let borrowed: Vec<Pair<'_>> = pairs
