@@ -599,6 +599,34 @@ mod tests {
         assert_eq!(parse_handle(&format!("{good}A")), None);
     }
 
+    /// A `request_uri` as the PAR endpoint writes it (`push.rs`).
+    fn issued(handle: [u8; 32]) -> String {
+        format!("{REQUEST_URI_PREFIX}{}", URL_SAFE_NO_PAD.encode(handle))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_issued_request_uri_parses_to_its_handle(handle in proptest::prelude::any::<[u8; 32]>()) {
+            // AZ-01, OK-03
+            proptest::prop_assert_eq!(parse_handle(&issued(handle)), Some(handle));
+        }
+
+        #[test]
+        fn only_issued_request_uris_parse(
+            // The prefix and 43 base64url characters: the shape of a handle, including last
+            // characters with trailing bits set, which no encoder writes.
+            tail in "[A-Za-z0-9_-]{43}",
+            noise in "[A-Za-z0-9_:=+/.-]{0,50}",
+        ) {
+            // AZ-01: recognise only URIs this PAR endpoint issued; one handle, one spelling.
+            for candidate in [format!("{REQUEST_URI_PREFIX}{tail}"), noise] {
+                if let Some(handle) = parse_handle(&candidate) {
+                    proptest::prop_assert_eq!(candidate, issued(handle));
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_canonical_query_is_written_whole_or_not_at_all() {
         let pairs = [("scope", "openid profile"), ("state", "!")];

@@ -309,6 +309,19 @@ mod tests {
         assert!(response.extensions().get::<OAuthError>().is_some());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_description_is_sanitised_character_for_character(text in proptest::prelude::any::<String>()) {
+            // ERR-01: only %x20-21 / %x23-5B / %x5D-7E; each other character becomes one `?`.
+            let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+            let err = OAuthError::invalid_request(text.clone());
+            let expected: String = text.chars().map(|c| if allowed(c) { c } else { '?' }).collect();
+            proptest::prop_assert_eq!(err.description(), expected.as_str());
+            let body: serde_json::Value = serde_json::from_slice(&err.to_json()).unwrap();
+            proptest::prop_assert_eq!(body["error_description"].as_str(), Some(expected.as_str()));
+        }
+    }
+
     #[test]
     fn unavailable_and_too_many_requests_carry_retry_after() {
         let response = OAuthError::unavailable("store down").to_response();

@@ -159,3 +159,8 @@ pub mod __bench {
         Some(pairs.len())
     }
 }
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;

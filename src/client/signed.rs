@@ -37,8 +37,8 @@ const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 pub struct JwtSettings {
     token_endpoint: Option<String>,
     fapi2: bool,
-    max_assertion_lifetime: Duration,
-    max_clock_skew: Duration,
+    pub(crate) max_assertion_lifetime: Duration,
+    pub(crate) max_clock_skew: Duration,
     dpop_max_age: Duration,
 }
 
