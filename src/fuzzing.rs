@@ -45,7 +45,6 @@ pub mod form {
     pub fn append_pair(out: &mut String, name: &str, value: &str) {
         crate::params::append_pair(out, name, value);
     }
-
 }
 
 /// The compact form pushed requests are stored in (`src/payload.rs`).

@@ -16,11 +16,21 @@ fuzz_target!(|data: &[u8]| {
     let Ok(pairs) = Unstructured::new(data).arbitrary::<Vec<(String, String)>>() else {
         return;
     };
-    let borrowed: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let borrowed: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     let encoded = payload::encode(&borrowed);
-    assert_eq!(payload::decode(&encoded).expect("what encode wrote decodes"), borrowed);
+    assert_eq!(
+        payload::decode(&encoded).expect("what encode wrote decodes"),
+        borrowed
+    );
     // `name=value&` per pair as pushed (decoded bytes; percent-encoding only adds), and one
     // varint byte per 128 bytes of a field beyond the first.
     let pushed: usize = borrowed.iter().map(|(n, v)| n.len() + v.len() + 2).sum();
-    assert!(encoded.len() <= pushed + pushed / 128 + 2, "{} > bound for {pushed}", encoded.len());
+    assert!(
+        encoded.len() <= pushed + pushed / 128 + 2,
+        "{} > bound for {pushed}",
+        encoded.len()
+    );
 });
