@@ -119,16 +119,21 @@ pub(crate) struct Config {
     pub(crate) metadata: Option<Bytes>,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: crate::client::JwtSettings,
+    /// Whether the counters carry a `client_id` label (`crate::metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_client_id_label: bool,
 }
 
 impl Config {
-    /// The error page of the authorization endpoint.
+    /// The error page of a refusal at the authorization endpoint that is not a redemption's,
+    /// with its one log event.
     pub(crate) fn error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
-        tracing::info!(
-            error = err.code(),
-            reason = err.description(),
-            "authorization request refused"
-        );
+        crate::outcome::authorize_refused(err);
+        self.render_error_page(err)
+    }
+
+    /// The error page of the authorization endpoint, for a refusal already logged.
+    pub(crate) fn render_error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
         match &self.error_responder {
             Some(responder) => {
                 let mut response = responder(err);
@@ -260,6 +265,8 @@ pub struct ParLayerBuilder {
     metadata: Option<serde_json::Value>,
     #[cfg(feature = "jwt")]
     jwt: crate::client::JwtSettings,
+    #[cfg(feature = "metrics")]
+    metrics_client_id_label: bool,
 }
 
 impl Default for ParLayerBuilder {
@@ -289,6 +296,8 @@ impl Default for ParLayerBuilder {
             metadata: None,
             #[cfg(feature = "jwt")]
             jwt: crate::client::JwtSettings::default(),
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: false,
         }
     }
 }
@@ -521,6 +530,27 @@ impl ParLayerBuilder {
         self
     }
 
+    /// Labels the counters of [`tower_par::metrics`](crate::metrics) with the `client_id` of
+    /// registered clients too (feature `metrics`; default off). One time series per client and
+    /// outcome: turn it on only for a registry of bounded size. Each counted event then builds
+    /// its metric key at run time (one allocation).
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let layer = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .metrics_client_id_label(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub const fn metrics_client_id_label(mut self, labelled: bool) -> Self {
+        self.metrics_client_id_label = labelled;
+        self
+    }
+
     /// Checks the settings and builds the layer.
     pub fn build(self) -> Result<ParLayer, ConfigError> {
         let invalid =
@@ -636,6 +666,8 @@ impl ParLayerBuilder {
             metadata: None,
             #[cfg(feature = "jwt")]
             jwt: self.jwt,
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: self.metrics_client_id_label,
         };
         if let Some(document) = self.metadata {
             config.metadata = Some(crate::metadata::render(&config, document)?);

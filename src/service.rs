@@ -11,6 +11,7 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
+use tracing::Instrument as _;
 
 use crate::{
     authorize,
@@ -18,7 +19,7 @@ use crate::{
     error::OAuthError,
     future::ResponseFuture,
     layer::Config,
-    metadata, push, read_request, BoxError,
+    metadata, push, read_request, trace, BoxError,
 };
 
 /// The service [`ParLayer`](crate::ParLayer) produces around an inner authorization server.
@@ -126,7 +127,8 @@ impl<S> ParService<S> {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        ResponseFuture::boxed(Box::pin(authorize::authorize(config, inner, req)))
+        let authorize = authorize::authorize(config, inner, req);
+        ResponseFuture::boxed(Box::pin(authorize.instrument(trace::authorize_span())))
     }
 
     #[cold]
@@ -138,14 +140,9 @@ impl<S> ParService<S> {
         ResBody: Send + 'static,
         E: Send + 'static,
     {
-        // A browser's OPTIONS (with `Origin`) may be a CORS preflight: `push::respond` decides.
-        if req.method() != Method::POST && !req.headers().contains_key(http::header::ORIGIN) {
-            return self.refuse(req, push::method_not_allowed(), |_, err| err.to_response());
-        }
         let config = Arc::clone(&self.config);
-        ResponseFuture::boxed(Box::pin(async move {
-            Ok(push::respond(&config, req).await.map(ResponseBody::own))
-        }))
+        let respond = async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) };
+        ResponseFuture::boxed(Box::pin(respond.instrument(trace::push_span())))
     }
 }
 

@@ -542,4 +542,9 @@ impl Logs {
     pub fn text(&self) -> String {
         String::from_utf8(self.captured.0.lock().unwrap().clone()).unwrap()
     }
+
+    /// Everything logged since the last `take`, then forgotten.
+    pub fn take(&self) -> String {
+        String::from_utf8(std::mem::take(&mut *self.captured.0.lock().unwrap())).unwrap()
+    }
 }
