@@ -91,8 +91,9 @@ impl Completion {
             _ => {}
         }
         let state = &*self.inner;
-        let won = crate::completion::consume(&state.config, state.key, state.client.client_id(), true)
-            .await?;
+        let won =
+            crate::completion::consume(&state.config, state.key, state.client.client_id(), true)
+                .await?;
         let outcome = if won { WON } else { LOST };
         // A concurrent call on a clone may have finished first; the store decided once.
         let _ = self.inner.outcome.compare_exchange(

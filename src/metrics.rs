@@ -291,7 +291,12 @@ mod tests {
         }
         for outcome in ["swapped", "invalid_request_uri", "temporarily_unavailable"] {
             assert_eq!(
-                redemption_key(outcome).unwrap().labels().next().unwrap().value(),
+                redemption_key(outcome)
+                    .unwrap()
+                    .labels()
+                    .next()
+                    .unwrap()
+                    .value(),
                 outcome
             );
         }

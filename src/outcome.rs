@@ -48,7 +48,11 @@ macro_rules! refusal_event {
 
 /// The answer of the PAR endpoint to one push (not to a CORS preflight, which pushes nothing):
 /// `created`, or the `error` code of the refusal.
-pub(crate) fn push<T>(config: &Config, answer: &Result<(T, Arc<Client>), Rejection>, clock: &PushClock) {
+pub(crate) fn push<T>(
+    config: &Config,
+    answer: &Result<(T, Arc<Client>), Rejection>,
+    clock: &PushClock,
+) {
     let (outcome, client) = match answer {
         Ok((_, client)) => ("created", Some(client)),
         Err((err, client)) => (err.code(), client.as_ref()),
@@ -63,7 +67,12 @@ pub(crate) fn push<T>(config: &Config, answer: &Result<(T, Arc<Client>), Rejecti
         ),
     }
     #[cfg(feature = "metrics")]
-    crate::metrics::push(config, outcome, client.map(|c| c.client_id()), clock.elapsed());
+    crate::metrics::push(
+        config,
+        outcome,
+        client.map(|c| c.client_id()),
+        clock.elapsed(),
+    );
     #[cfg(not(feature = "metrics"))]
     let _ = (config, client, clock);
 }
@@ -94,18 +103,18 @@ pub(crate) fn redemption(config: &Config, swapped: Result<&Client, &Rejection>) 
 /// `require_par`, a method or a body the endpoint does not take): not a redemption, logged only.
 pub(crate) fn authorize_refused(err: &OAuthError) {
     trace::record_outcome(err.code());
-    refusal_event!(
-        "tower_par::authorize",
-        "authorization request refused",
-        err
-    );
+    refusal_event!("tower_par::authorize", "authorization request refused", err);
 }
 
 /// The store's decision on a completion ([`Consumption::AtCompletion`](crate::Consumption)):
 /// `completed`, `lost_race` (another flow completed first, or the window is over), or
 /// `temporarily_unavailable` (the store failed). `client_id` is labelled (when the host asked
 /// for the label) only if it is known to be a registered client's.
-pub(crate) fn completion(config: &Config, client_id: Option<&str>, decided: &Result<bool, StoreError>) {
+pub(crate) fn completion(
+    config: &Config,
+    client_id: Option<&str>,
+    decided: &Result<bool, StoreError>,
+) {
     let outcome = match decided {
         Ok(true) => {
             tracing::info!(

@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http::{Method, Request, Response};
 use http_body::Body;
 use tower_service::Service;
-use tracing::Instrument as _;
 
 use crate::{
     authorize,
@@ -128,7 +127,7 @@ impl<S> ParService<S> {
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
         let authorize = authorize::authorize(config, inner, req);
-        ResponseFuture::boxed(Box::pin(authorize.instrument(trace::authorize_span())))
+        ResponseFuture::boxed(trace::in_span(authorize, trace::authorize_span))
     }
 
     #[cold]
@@ -142,7 +141,7 @@ impl<S> ParService<S> {
     {
         let config = Arc::clone(&self.config);
         let respond = async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) };
-        ResponseFuture::boxed(Box::pin(respond.instrument(trace::push_span())))
+        ResponseFuture::boxed(trace::in_span(respond, trace::push_span))
     }
 }
 

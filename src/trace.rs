@@ -198,6 +198,27 @@ impl Fingerprint {
     }
 }
 
+/// Whether anything may record the layer's spans: a subscriber at `INFO` or finer. When nothing
+/// does, the endpoints neither create nor fill their spans (no thread-local look-ups on a push).
+pub(crate) fn enabled() -> bool {
+    tracing::level_enabled!(tracing::Level::INFO)
+}
+
+/// `future` in `span()` when anything may record it, as it is otherwise.
+pub(crate) fn in_span<F>(
+    future: F,
+    span: fn() -> Span,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = F::Output> + Send>>
+where
+    F: std::future::Future + Send + 'static,
+{
+    if enabled() {
+        Box::pin(tracing::Instrument::instrument(future, span()))
+    } else {
+        Box::pin(future)
+    }
+}
+
 /// The span of a request to the PAR endpoint.
 pub(crate) fn push_span() -> Span {
     tracing::info_span!(
@@ -223,6 +244,9 @@ pub(crate) fn authorize_span() -> Span {
 
 /// Records the presented `client_id` on the current span (its first 128 bytes).
 pub(crate) fn record_client_id(client_id: &str) {
+    if !enabled() {
+        return;
+    }
     let span = Span::current();
     if span.is_disabled() {
         return;
@@ -237,6 +261,9 @@ pub(crate) fn record_client_id(client_id: &str) {
 /// Records the fingerprint of `handle` on the current span; the digest is taken only when the
 /// span is recorded.
 pub(crate) fn record_handle(handle: &[u8; 32]) {
+    if !enabled() {
+        return;
+    }
     let span = Span::current();
     if !span.is_disabled() {
         span.record("handle_fp", Fingerprint::of(handle).as_str());
@@ -245,12 +272,16 @@ pub(crate) fn record_handle(handle: &[u8; 32]) {
 
 /// Records the lifetime of an accepted push on the current span.
 pub(crate) fn record_expires_in(seconds: u64) {
-    Span::current().record("expires_in", seconds);
+    if enabled() {
+        Span::current().record("expires_in", seconds);
+    }
 }
 
 /// Records the outcome of the request on the current span.
 pub(crate) fn record_outcome(outcome: &'static str) {
-    Span::current().record("outcome", outcome);
+    if enabled() {
+        Span::current().record("outcome", outcome);
+    }
 }
 
 #[cfg(test)]

@@ -108,7 +108,10 @@ async fn a_push_and_its_redemption_share_the_handle_fingerprint() {
     let fp = fingerprint(&uri).unwrap();
     let tag = format!("handle_fp=\"{fp}\"");
     let pushed = only_event(&push);
-    assert!(pushed.contains("par.push{") && pushed.contains(&tag), "{pushed}");
+    assert!(
+        pushed.contains("par.push{") && pushed.contains(&tag),
+        "{pushed}"
+    );
     assert!(pushed.contains("expires_in=60"), "{pushed}");
     let redeemed = only_event(&redemption);
     assert!(
@@ -151,33 +154,115 @@ async fn every_refusal_is_one_event_that_names_the_presented_client() {
     let reply = server
         .push(Some("web-app:wrong-secret-0815"), "response_type=code")
         .await;
-    cases.push(("wrong Basic secret", reply, logs.take(), 401, "invalid_client", Some("client_id=\"web-app\"")));
+    cases.push((
+        "wrong Basic secret",
+        reply,
+        logs.take(),
+        401,
+        "invalid_client",
+        Some("client_id=\"web-app\""),
+    ));
     let reply = server
-        .push(None, "response_type=code&client_id=nobody&client_secret=guess-0815")
+        .push(
+            None,
+            "response_type=code&client_id=nobody&client_secret=guess-0815",
+        )
         .await;
-    cases.push(("unknown client", reply, logs.take(), 401, "invalid_client", Some("client_id=\"nobody\"")));
+    cases.push((
+        "unknown client",
+        reply,
+        logs.take(),
+        401,
+        "invalid_client",
+        Some("client_id=\"nobody\""),
+    ));
     let reply = server.push_web("state=again").await;
-    cases.push(("duplicate", reply, logs.take(), 400, "invalid_request", None));
-    let reply = server.push_web(&format!("request_uri={}", enc(&used))).await;
-    cases.push(("request_uri pushed", reply, logs.take(), 400, "invalid_request", Some("client_id=\"web-app\"")));
+    cases.push((
+        "duplicate",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request",
+        None,
+    ));
+    let reply = server
+        .push_web(&format!("request_uri={}", enc(&used)))
+        .await;
+    cases.push((
+        "request_uri pushed",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request",
+        Some("client_id=\"web-app\""),
+    ));
     let reply = server.get("/as/par").await;
     cases.push(("GET", reply, logs.take(), 405, "invalid_request", None));
     let reply = server.send(text_plain).await;
-    cases.push(("media type", reply, logs.take(), 400, "invalid_request", None));
+    cases.push((
+        "media type",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request",
+        None,
+    ));
     let reply = server.push_web(&"x".repeat(3_000)).await;
-    cases.push(("over max_body_bytes", reply, logs.take(), 413, "invalid_request", None));
+    cases.push((
+        "over max_body_bytes",
+        reply,
+        logs.take(),
+        413,
+        "invalid_request",
+        None,
+    ));
     let reply = server.redeem("web-app", UNKNOWN_HANDLE).await;
-    cases.push(("unknown handle", reply, logs.take(), 400, "invalid_request_uri", Some("client_id=\"web-app\"")));
+    cases.push((
+        "unknown handle",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request_uri",
+        Some("client_id=\"web-app\""),
+    ));
     let reply = server.redeem("web-app", &used).await;
-    cases.push(("used handle", reply, logs.take(), 400, "invalid_request_uri", Some("handle_fp=")));
+    cases.push((
+        "used handle",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request_uri",
+        Some("handle_fp="),
+    ));
     let reply = server.redeem("spa", &used).await;
-    cases.push(("another client's handle", reply, logs.take(), 400, "invalid_request_uri", Some("client_id=\"spa\"")));
+    cases.push((
+        "another client's handle",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request_uri",
+        Some("client_id=\"spa\""),
+    ));
     let reply = server
         .get(&format!("/as/authorize?request_uri={}", enc(&used)))
         .await;
-    cases.push(("no client_id", reply, logs.take(), 400, "invalid_request", None));
+    cases.push((
+        "no client_id",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request",
+        None,
+    ));
     let reply = server.get("/as/authorize?client_id=par-required").await;
-    cases.push(("require_par", reply, logs.take(), 400, "invalid_request", None));
+    cases.push((
+        "require_par",
+        reply,
+        logs.take(),
+        400,
+        "invalid_request",
+        None,
+    ));
     let head_reply = server.send(head).await;
     assert_eq!(head_reply.status, 405);
     let head_logs = logs.take();
@@ -190,11 +275,18 @@ async fn every_refusal_is_one_event_that_names_the_presented_client() {
         }
         let event = only_event(text);
         assert!(event.contains(" INFO "), "{what}: {event}");
-        assert!(event.contains(&format!("error=\"{error}\"")), "{what}: {event}");
+        assert!(
+            event.contains(&format!("error=\"{error}\"")),
+            "{what}: {event}"
+        );
         if let Some(detail) = detail {
             assert!(event.contains(detail), "{what}: {event}");
         }
-        for secret in ["wrong-secret-0815", "guess-0815", used.rsplit(':').next().unwrap()] {
+        for secret in [
+            "wrong-secret-0815",
+            "guess-0815",
+            used.rsplit(':').next().unwrap(),
+        ] {
             assert!(!text.contains(secret), "{what}: {secret:?} leaked:\n{text}");
         }
     }
@@ -237,13 +329,19 @@ async fn a_full_store_is_one_warning_and_a_failed_store_one_error_with_its_cause
         .assert_error(503, "temporarily_unavailable");
     let event = only_event(&logs.take()).to_owned();
     assert!(event.contains(" ERROR "), "{event}");
-    assert!(event.contains("cause=pushed request store failed"), "{event}");
+    assert!(
+        event.contains("cause=pushed request store failed"),
+        "{event}"
+    );
     failing
         .redeem("web-app", UNKNOWN_HANDLE)
         .await
         .assert_error(503, "temporarily_unavailable");
     let event = only_event(&logs.take()).to_owned();
-    assert!(event.contains(" ERROR ") && event.contains("request_uri refused"), "{event}");
+    assert!(
+        event.contains(" ERROR ") && event.contains("request_uri refused"),
+        "{event}"
+    );
     assert!(event.contains("handle_fp="), "{event}");
 }
 
@@ -286,5 +384,8 @@ async fn make_span_keeps_the_handle_out_of_tower_http_logs() {
         text.contains("uri=/as/authorize?client_id=web-app&request_uri=[redacted]"),
         "{text}"
     );
-    assert!(text.contains("pushed authorization request redeemed"), "{text}");
+    assert!(
+        text.contains("pushed authorization request redeemed"),
+        "{text}"
+    );
 }

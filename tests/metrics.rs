@@ -112,7 +112,10 @@ async fn every_push_and_redemption_is_counted_once_by_outcome() {
         .await
         .assert_error(400, "invalid_request");
     // Not redemptions: a plain authorization request, and one refused by require_par.
-    assert_eq!(server.get("/as/authorize?client_id=web-app").await.status, 200);
+    assert_eq!(
+        server.get("/as/authorize?client_id=web-app").await.status,
+        200
+    );
     server
         .get("/as/authorize?client_id=par-required")
         .await
@@ -125,17 +128,32 @@ async fn every_push_and_redemption_is_counted_once_by_outcome() {
             ("tower_par_pushes_total{outcome=\"created\"}", 3.0),
             ("tower_par_pushes_total{outcome=\"invalid_client\"}", 1.0),
             ("tower_par_pushes_total{outcome=\"invalid_request\"}", 3.0),
-            ("tower_par_pushes_total{outcome=\"unsupported_response_type\"}", 1.0),
+            (
+                "tower_par_pushes_total{outcome=\"unsupported_response_type\"}",
+                1.0
+            ),
             ("tower_par_push_duration_seconds_count", 8.0),
             ("tower_par_redemptions_total{outcome=\"swapped\"}", 1.0),
-            ("tower_par_redemptions_total{outcome=\"invalid_request_uri\"}", 2.0),
-            ("tower_par_redemptions_total{outcome=\"invalid_request\"}", 1.0),
+            (
+                "tower_par_redemptions_total{outcome=\"invalid_request_uri\"}",
+                2.0
+            ),
+            (
+                "tower_par_redemptions_total{outcome=\"invalid_request\"}",
+                1.0
+            ),
             ("tower_par_stored_requests", 2.0),
         ])
     );
     let text = handle.render();
-    assert!(text.contains("# TYPE tower_par_push_duration_seconds histogram"), "{text}");
-    assert!(text.contains("tower_par_push_duration_seconds_bucket{le=\"+Inf\"} 8"), "{text}");
+    assert!(
+        text.contains("# TYPE tower_par_push_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tower_par_push_duration_seconds_bucket{le=\"+Inf\"} 8"),
+        "{text}"
+    );
 }
 
 /// The inner authorization endpoint of the race: both requests wait for each other, so both have
@@ -165,20 +183,42 @@ async fn a_completion_race_has_one_completed_and_one_lost_race() {
     let uri = server.push_web("").await.request_uri();
     logs.take();
 
-    let (a, b) = tokio::join!(server.redeem("web-app", &uri), server.redeem("web-app", &uri));
+    let (a, b) = tokio::join!(
+        server.redeem("web-app", &uri),
+        server.redeem("web-app", &uri)
+    );
     let mut statuses = [a.status, b.status];
     statuses.sort_unstable();
-    assert_eq!(statuses, [303, 400], "one authorization response, one withheld");
+    assert_eq!(
+        statuses,
+        [303, 400],
+        "one authorization response, one withheld"
+    );
     let withheld = if a.status == 400 { &a } else { &b };
     withheld.assert_error(400, "invalid_request_uri");
 
     // Per request one event for the redemption; per completion attempt one for its outcome.
     let text = logs.take();
-    let events: Vec<&str> = text.lines().filter(|l| l.contains(" tower_par::")).collect();
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains(" tower_par::"))
+        .collect();
     assert_eq!(events.len(), 4, "{text}");
-    assert_eq!(text.matches("pushed authorization request redeemed").count(), 2);
-    assert_eq!(text.matches("pushed authorization request completed").count(), 1);
-    assert_eq!(text.matches("pushed authorization request not completed").count(), 1);
+    assert_eq!(
+        text.matches("pushed authorization request redeemed")
+            .count(),
+        2
+    );
+    assert_eq!(
+        text.matches("pushed authorization request completed")
+            .count(),
+        1
+    );
+    assert_eq!(
+        text.matches("pushed authorization request not completed")
+            .count(),
+        1
+    );
 
     // The layer's completion from anywhere counts too: a consent page's late try.
     assert!(!layer.complete("web-app", &uri).await.unwrap());
@@ -217,7 +257,10 @@ async fn the_client_id_label_is_opt_in_and_names_registered_clients_only() {
     let labelled = serve(layer, InnerMode::Echo).await;
     let uri = labelled.push_web("").await.request_uri();
     labelled
-        .push(None, "response_type=code&client_id=stranger-4711&client_secret=x")
+        .push(
+            None,
+            "response_type=code&client_id=stranger-4711&client_secret=x",
+        )
         .await
         .assert_error(401, "invalid_client");
     assert_eq!(labelled.redeem("web-app", &uri).await.status, 200);
@@ -229,14 +272,29 @@ async fn the_client_id_label_is_opt_in_and_names_registered_clients_only() {
     let samples = contract(&handle.render());
     for (key, value) in [
         ("tower_par_pushes_total{outcome=\"created\"}", 1.0),
-        ("tower_par_pushes_total{outcome=\"created\",client_id=\"web-app\"}", 1.0),
-        ("tower_par_pushes_total{outcome=\"invalid_client\",client_id=\"\"}", 1.0),
-        ("tower_par_redemptions_total{outcome=\"swapped\",client_id=\"web-app\"}", 1.0),
-        ("tower_par_redemptions_total{outcome=\"invalid_request\",client_id=\"\"}", 1.0),
+        (
+            "tower_par_pushes_total{outcome=\"created\",client_id=\"web-app\"}",
+            1.0,
+        ),
+        (
+            "tower_par_pushes_total{outcome=\"invalid_client\",client_id=\"\"}",
+            1.0,
+        ),
+        (
+            "tower_par_redemptions_total{outcome=\"swapped\",client_id=\"web-app\"}",
+            1.0,
+        ),
+        (
+            "tower_par_redemptions_total{outcome=\"invalid_request\",client_id=\"\"}",
+            1.0,
+        ),
     ] {
         assert_eq!(samples.get(key), Some(&value), "{key} in {samples:#?}");
     }
-    assert!(!samples.keys().any(|k| k.contains("stranger")), "{samples:#?}");
+    assert!(
+        !samples.keys().any(|k| k.contains("stranger")),
+        "{samples:#?}"
+    );
 }
 
 /// What one client of the scripted sequence saw of a redemption in completion mode.
@@ -248,8 +306,16 @@ struct Seen {
 }
 
 async fn get_text(url: &str) -> (u16, String) {
-    let reply = send_with_new_client(http::Request::get(url).body(Full::<Bytes>::default()).unwrap()).await;
-    (reply.status, String::from_utf8(reply.body.to_vec()).unwrap())
+    let reply = send_with_new_client(
+        http::Request::get(url)
+            .body(Full::<Bytes>::default())
+            .unwrap(),
+    )
+    .await;
+    (
+        reply.status,
+        String::from_utf8(reply.body.to_vec()).unwrap(),
+    )
 }
 
 async fn push_to(base: &str, basic: Option<&str>, form: &str) -> Reply {
@@ -260,7 +326,12 @@ async fn push_to(base: &str, basic: Option<&str>, form: &str) -> Reply {
         let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
         request = request.header("authorization", format!("Basic {encoded}"));
     }
-    send_with_new_client(request.body(Full::new(Bytes::from(form.to_owned()))).unwrap()).await
+    send_with_new_client(
+        request
+            .body(Full::new(Bytes::from(form.to_owned())))
+            .unwrap(),
+    )
+    .await
 }
 
 fn web_form() -> String {
@@ -271,7 +342,10 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// A redemption by `web-app` of `uri`, classified by what the client got.
 async fn redeem_at(client: &HttpClient, base: &str, uri: &str, seen: &mut Seen) {
-    let url = format!("{base}/as/authorize?client_id=web-app&request_uri={}", enc(uri));
+    let url = format!(
+        "{base}/as/authorize?client_id=web-app&request_uri={}",
+        enc(uri)
+    );
     let response = client
         .request(http::Request::get(url).body(Full::default()).unwrap())
         .await
@@ -309,10 +383,20 @@ async fn par_server_serves_the_exact_counts_on_its_metrics_listener() {
     let binary = par_server::par_server_binary();
     let node = par_server::Node::start(
         &binary,
-        &["--metrics", "127.0.0.1:0", "--consume", "completion", "--inner", "redirect"],
+        &[
+            "--metrics",
+            "127.0.0.1:0",
+            "--consume",
+            "completion",
+            "--inner",
+            "redirect",
+        ],
     );
     let base = node.base.clone();
-    let metrics = node.metrics.clone().expect("par_server printed its metrics URL");
+    let metrics = node
+        .metrics
+        .clone()
+        .expect("par_server printed its metrics URL");
     let basic = Some("web-app:web-app-secret");
 
     let mut created = 0u32;
@@ -343,7 +427,11 @@ async fn par_server_serves_the_exact_counts_on_its_metrics_listener() {
     redeem_at(&clients[0], &base, &handles[0], &mut seen).await;
     redeem_at(&clients[0], &base, &handles[0], &mut seen).await;
     assert_eq!((seen.completed, seen.invalid_request_uri), (1, 1));
-    let (status, _) = get_text(&format!("{base}/as/authorize?request_uri={}", enc(&handles[1]))).await;
+    let (status, _) = get_text(&format!(
+        "{base}/as/authorize?request_uri={}",
+        enc(&handles[1])
+    ))
+    .await;
     assert_eq!(status, 400);
 
     // Completion races: concurrent redemptions of one handle, until one has opened it before
@@ -356,8 +444,12 @@ async fn par_server_serves_the_exact_counts_on_its_metrics_listener() {
         let start = Arc::new(Barrier::new(RACERS));
         let mut tasks = tokio::task::JoinSet::new();
         for client in &clients {
-            let (client, base, uri, start) =
-                (client.clone(), base.clone(), uri.clone(), Arc::clone(&start));
+            let (client, base, uri, start) = (
+                client.clone(),
+                base.clone(),
+                uri.clone(),
+                Arc::clone(&start),
+            );
             tasks.spawn(async move {
                 let mut seen = Seen::default();
                 start.wait().await;
@@ -372,25 +464,62 @@ async fn par_server_serves_the_exact_counts_on_its_metrics_listener() {
             seen.invalid_request_uri += one.invalid_request_uri;
         }
     }
-    assert!(seen.lost_race > 0, "no completion race was lost in {raced} tries: {seen:?}");
-    assert_eq!(seen.completed, 1 + raced, "one completion per handle: {seen:?}");
+    assert!(
+        seen.lost_race > 0,
+        "no completion race was lost in {raced} tries: {seen:?}"
+    );
+    assert_eq!(
+        seen.completed,
+        1 + raced,
+        "one completion per handle: {seen:?}"
+    );
 
     let (status, text) = get_text(&metrics).await;
     assert_eq!(status, 200);
     let swapped = seen.completed + seen.lost_race;
     let pushes = created + refused_pushes;
     let mut want = vec![
-        ("tower_par_pushes_total{outcome=\"created\"}".to_owned(), f64::from(created)),
-        ("tower_par_pushes_total{outcome=\"invalid_client\"}".to_owned(), 1.0),
-        ("tower_par_pushes_total{outcome=\"invalid_request\"}".to_owned(), 3.0),
-        ("tower_par_pushes_total{outcome=\"unsupported_response_type\"}".to_owned(), 1.0),
-        ("tower_par_push_duration_seconds_count".to_owned(), f64::from(pushes)),
-        ("tower_par_redemptions_total{outcome=\"swapped\"}".to_owned(), f64::from(swapped)),
-        ("tower_par_redemptions_total{outcome=\"invalid_request\"}".to_owned(), 1.0),
-        ("tower_par_completions_total{outcome=\"completed\"}".to_owned(), f64::from(seen.completed)),
-        ("tower_par_completions_total{outcome=\"lost_race\"}".to_owned(), f64::from(seen.lost_race)),
+        (
+            "tower_par_pushes_total{outcome=\"created\"}".to_owned(),
+            f64::from(created),
+        ),
+        (
+            "tower_par_pushes_total{outcome=\"invalid_client\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "tower_par_pushes_total{outcome=\"invalid_request\"}".to_owned(),
+            3.0,
+        ),
+        (
+            "tower_par_pushes_total{outcome=\"unsupported_response_type\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "tower_par_push_duration_seconds_count".to_owned(),
+            f64::from(pushes),
+        ),
+        (
+            "tower_par_redemptions_total{outcome=\"swapped\"}".to_owned(),
+            f64::from(swapped),
+        ),
+        (
+            "tower_par_redemptions_total{outcome=\"invalid_request\"}".to_owned(),
+            1.0,
+        ),
+        (
+            "tower_par_completions_total{outcome=\"completed\"}".to_owned(),
+            f64::from(seen.completed),
+        ),
+        (
+            "tower_par_completions_total{outcome=\"lost_race\"}".to_owned(),
+            f64::from(seen.lost_race),
+        ),
         // Pushed and not completed: handles[1] and handles[2].
-        ("tower_par_stored_requests".to_owned(), f64::from(created - seen.completed)),
+        (
+            "tower_par_stored_requests".to_owned(),
+            f64::from(created - seen.completed),
+        ),
     ];
     want.push((
         "tower_par_redemptions_total{outcome=\"invalid_request_uri\"}".to_owned(),
@@ -398,8 +527,14 @@ async fn par_server_serves_the_exact_counts_on_its_metrics_listener() {
     ));
     let want: BTreeMap<String, f64> = want.into_iter().collect();
     assert_eq!(contract(&text), want, "scraped:\n{text}");
-    assert!(text.contains("# TYPE tower_par_push_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE tower_par_push_duration_seconds histogram"),
+        "{text}"
+    );
 
     // The listener serves /metrics only.
-    assert_eq!(get_text(&metrics.replace("/metrics", "/other")).await.0, 404);
+    assert_eq!(
+        get_text(&metrics.replace("/metrics", "/other")).await.0,
+        404
+    );
 }

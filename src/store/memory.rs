@@ -249,7 +249,9 @@ impl Ledger {
 
     fn sub(&mut self, charged: &Charged) {
         self.total.sub(charged.weight);
-        self.requests = self.requests.saturating_sub(u64::from(charged.is_request()));
+        self.requests = self
+            .requests
+            .saturating_sub(u64::from(charged.is_request()));
         for bucket in charged.buckets() {
             if let Some(usage) = self.buckets.get_mut(bucket) {
                 usage.sub(charged.weight);

@@ -1121,7 +1121,11 @@ pub async fn check_stored_requests<S: ParStore>(store: S) {
     for key in [a, b, c] {
         put_ok(&store, key, fx.record("p"), fx.t0, "stored requests").await;
     }
-    assert_eq!(stored_requests(&store, fx.t0).await, Some(before + 3), "three puts count");
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 3),
+        "three puts count"
+    );
     let charge = Charge::new(Share::unlimited(fx.bucket("suite-client")));
     put_refused(
         &store,
@@ -1134,11 +1138,23 @@ pub async fn check_stored_requests<S: ParStore>(store: S) {
     )
     .await;
     assert!(take(&store, a, fx.t0).await.is_some());
-    assert_eq!(stored_requests(&store, fx.t0).await, Some(before + 2), "a take removes one");
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 2),
+        "a take removes one"
+    );
     assert!(open(&store, b, fx.t0).await.is_some());
-    assert_eq!(stored_requests(&store, fx.t0).await, Some(before + 2), "an open keeps it");
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 2),
+        "an open keeps it"
+    );
     assert!(complete(&store, b, fx.t0).await);
-    assert_eq!(stored_requests(&store, fx.t0).await, Some(before + 1), "a completion removes one");
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 1),
+        "a completion removes one"
+    );
 }
 
 async fn stored_requests<S: ParStore>(store: &S, now: SystemTime) -> Option<u64> {
