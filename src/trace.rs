@@ -219,27 +219,28 @@ where
     }
 }
 
+/// An endpoint's span: `INFO`, the fields every endpoint records, and its own.
+macro_rules! endpoint_span {
+    ($target:literal, $name:literal $(, $field:ident)*) => {
+        tracing::info_span!(
+            target: $target,
+            $name,
+            client_id = Empty,
+            handle_fp = Empty,
+            $($field = Empty,)*
+            outcome = Empty,
+        )
+    };
+}
+
 /// The span of a request to the PAR endpoint.
 pub(crate) fn push_span() -> Span {
-    tracing::info_span!(
-        target: "tower_par::push",
-        "par.push",
-        client_id = Empty,
-        handle_fp = Empty,
-        expires_in = Empty,
-        outcome = Empty,
-    )
+    endpoint_span!("tower_par::push", "par.push", expires_in)
 }
 
 /// The span of a request to the authorization endpoint.
 pub(crate) fn authorize_span() -> Span {
-    tracing::info_span!(
-        target: "tower_par::authorize",
-        "par.authorize",
-        client_id = Empty,
-        handle_fp = Empty,
-        outcome = Empty,
-    )
+    endpoint_span!("tower_par::authorize", "par.authorize")
 }
 
 /// Records the presented `client_id` on the current span (its first 128 bytes).

@@ -40,11 +40,7 @@ async fn logs_name_the_client_and_the_reason_but_never_secrets_handles_or_values
     // The test runtime is single-threaded, so the server's tasks log through this subscriber too.
     let logs = Logs::capture();
 
-    let server = serve(
-        builder(&ManualClock::new()).build().unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let server = serve_echo(builder(&ManualClock::new())).await;
     let uri = server
         .push_web("nonce=personal-data-4711")
         .await
@@ -95,11 +91,7 @@ async fn logs_name_the_client_and_the_reason_but_never_secrets_handles_or_values
 #[tokio::test]
 async fn a_push_and_its_redemption_share_the_handle_fingerprint() {
     let logs = Logs::capture();
-    let server = serve(
-        builder(&ManualClock::new()).build().unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let server = serve_echo(builder(&ManualClock::new())).await;
     let uri = server.push_web("").await.request_uri();
     let push = logs.take();
     assert_eq!(server.redeem("web-app", &uri).await.status, 200);
@@ -124,186 +116,141 @@ async fn a_push_and_its_redemption_share_the_handle_fingerprint() {
     assert_ne!(fingerprint(&other), Some(fp));
 }
 
+/// Checks the answer to one refused request and the one event it was logged with.
+#[track_caller]
+fn check_refusal(what: &str, reply: &Reply, logged: &str, error: &str, detail: Option<&str>) {
+    if reply.status == 405 || reply.status == 413 {
+        assert_eq!(reply.json()["error"], error, "{what}");
+    } else {
+        reply.assert_error(reply.status, error);
+    }
+    let event = only_event(logged);
+    assert!(event.contains(" INFO "), "{what}: {event}");
+    assert!(
+        event.contains(&format!("error=\"{error}\"")),
+        "{what}: {event}"
+    );
+    if let Some(detail) = detail {
+        assert!(event.contains(detail), "{what}: {event}");
+    }
+    for secret in ["wrong-secret-0815", "guess-0815"] {
+        assert!(
+            !logged.contains(secret),
+            "{what}: {secret:?} leaked:\n{logged}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn every_refusal_is_one_event_that_names_the_presented_client() {
     let logs = Logs::capture();
-    let server = serve(
-        builder(&ManualClock::new())
-            .max_body_bytes(2_000)
-            .build()
-            .unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let server = serve_echo(builder(&ManualClock::new()).max_body_bytes(2_000)).await;
     let used = server.push_web("").await.request_uri();
     assert_eq!(server.redeem("web-app", &used).await.status, 200);
+    let with_used = |path: &str| format!("{path}request_uri={}", enc(&used));
     let text_plain = http::Request::post(server.url("/as/par"))
         .header("content-type", "text/plain")
         .body(Full::new(Bytes::from_static(b"response_type=code")))
         .unwrap();
-    let head = http::Request::head(server.url(&format!(
-        "/as/authorize?client_id=web-app&request_uri={}",
-        enc(&used)
-    )))
-    .body(Full::default())
-    .unwrap();
+    let head = http::Request::head(server.url(&with_used("/as/authorize?client_id=web-app&")))
+        .body(Full::default())
+        .unwrap();
     logs.take();
 
-    // (what, reply, status, error, must also appear in the event)
-    let mut cases = Vec::new();
+    let web_app = Some("client_id=\"web-app\"");
     let reply = server
         .push(Some("web-app:wrong-secret-0815"), "response_type=code")
         .await;
-    cases.push((
+    check_refusal(
         "wrong Basic secret",
-        reply,
-        logs.take(),
-        401,
+        &reply,
+        &logs.take(),
         "invalid_client",
-        Some("client_id=\"web-app\""),
-    ));
+        web_app,
+    );
     let reply = server
         .push(
             None,
             "response_type=code&client_id=nobody&client_secret=guess-0815",
         )
         .await;
-    cases.push((
+    let nobody = Some("client_id=\"nobody\"");
+    check_refusal(
         "unknown client",
-        reply,
-        logs.take(),
-        401,
+        &reply,
+        &logs.take(),
         "invalid_client",
-        Some("client_id=\"nobody\""),
-    ));
+        nobody,
+    );
     let reply = server.push_web("state=again").await;
-    cases.push((
+    check_refusal(
         "duplicate",
-        reply,
-        logs.take(),
-        400,
+        &reply,
+        &logs.take(),
         "invalid_request",
-        None,
-    ));
-    let reply = server
-        .push_web(&format!("request_uri={}", enc(&used)))
-        .await;
-    cases.push((
+        web_app,
+    );
+    let reply = server.push_web(&with_used("")).await;
+    check_refusal(
         "request_uri pushed",
-        reply,
-        logs.take(),
-        400,
+        &reply,
+        &logs.take(),
         "invalid_request",
-        Some("client_id=\"web-app\""),
-    ));
+        web_app,
+    );
     let reply = server.get("/as/par").await;
-    cases.push(("GET", reply, logs.take(), 405, "invalid_request", None));
+    check_refusal("GET", &reply, &logs.take(), "invalid_request", None);
     let reply = server.send(text_plain).await;
-    cases.push((
-        "media type",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request",
-        None,
-    ));
+    check_refusal("media type", &reply, &logs.take(), "invalid_request", None);
     let reply = server.push_web(&"x".repeat(3_000)).await;
-    cases.push((
+    check_refusal(
         "over max_body_bytes",
-        reply,
-        logs.take(),
-        413,
+        &reply,
+        &logs.take(),
         "invalid_request",
         None,
-    ));
-    let reply = server.redeem("web-app", UNKNOWN_HANDLE).await;
-    cases.push((
-        "unknown handle",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request_uri",
-        Some("client_id=\"web-app\""),
-    ));
-    let reply = server.redeem("web-app", &used).await;
-    cases.push((
-        "used handle",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request_uri",
-        Some("handle_fp="),
-    ));
-    let reply = server.redeem("spa", &used).await;
-    cases.push((
-        "another client's handle",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request_uri",
-        Some("client_id=\"spa\""),
-    ));
-    let reply = server
-        .get(&format!("/as/authorize?request_uri={}", enc(&used)))
-        .await;
-    cases.push((
-        "no client_id",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request",
-        None,
-    ));
-    let reply = server.get("/as/authorize?client_id=par-required").await;
-    cases.push((
-        "require_par",
-        reply,
-        logs.take(),
-        400,
-        "invalid_request",
-        None,
-    ));
-    let head_reply = server.send(head).await;
-    assert_eq!(head_reply.status, 405);
-    let head_logs = logs.take();
+    );
 
-    for (what, reply, text, status, error, detail) in &cases {
-        if *status == 405 || *status == 413 {
-            assert_eq!(reply.status, *status, "{what}");
-        } else {
-            reply.assert_error(*status, error);
-        }
-        let event = only_event(text);
-        assert!(event.contains(" INFO "), "{what}: {event}");
-        assert!(
-            event.contains(&format!("error=\"{error}\"")),
-            "{what}: {event}"
-        );
-        if let Some(detail) = detail {
-            assert!(event.contains(detail), "{what}: {event}");
-        }
-        for secret in [
-            "wrong-secret-0815",
-            "guess-0815",
-            used.rsplit(':').next().unwrap(),
-        ] {
-            assert!(!text.contains(secret), "{what}: {secret:?} leaked:\n{text}");
-        }
-    }
-    assert!(only_event(&head_logs).contains("error=\"invalid_request\""));
+    let invalid = "invalid_request_uri";
+    let reply = server.redeem("web-app", UNKNOWN_HANDLE).await;
+    check_refusal("unknown handle", &reply, &logs.take(), invalid, web_app);
+    let reply = server.redeem("web-app", &used).await;
+    check_refusal(
+        "used handle",
+        &reply,
+        &logs.take(),
+        invalid,
+        Some("handle_fp="),
+    );
+    let reply = server.redeem("spa", &used).await;
+    let spa = Some("client_id=\"spa\"");
+    check_refusal(
+        "another client's handle",
+        &reply,
+        &logs.take(),
+        invalid,
+        spa,
+    );
+    let reply = server.get(&with_used("/as/authorize?")).await;
+    check_refusal(
+        "no client_id",
+        &reply,
+        &logs.take(),
+        "invalid_request",
+        None,
+    );
+    let reply = server.get("/as/authorize?client_id=par-required").await;
+    check_refusal("require_par", &reply, &logs.take(), "invalid_request", None);
+    let reply = server.send(head).await;
+    assert_eq!(reply.status, 405);
+    assert!(only_event(&logs.take()).contains("error=\"invalid_request\""));
+    assert!(!logs.text().contains(used.rsplit(':').next().unwrap()));
 }
 
 #[tokio::test]
 async fn a_full_store_is_one_warning_and_a_failed_store_one_error_with_its_cause() {
     let logs = Logs::capture();
-    let full = serve(
-        builder(&ManualClock::new())
-            .store(MemoryStore::with_capacity(2))
-            .build()
-            .unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let full = serve_echo(builder(&ManualClock::new()).store(MemoryStore::with_capacity(2))).await;
     // Two clients fill the store, each within its share (half of it).
     full.push_web("").await.request_uri();
     full.push_post("").await.request_uri();
@@ -317,11 +264,7 @@ async fn a_full_store_is_one_warning_and_a_failed_store_one_error_with_its_cause
 
     // Nothing listens on port 1: every store operation fails.
     let down = RedisStore::connect_lazy(RedisStoreConfig::new("redis://127.0.0.1:1/")).unwrap();
-    let failing = serve(
-        builder(&ManualClock::new()).store(down).build().unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let failing = serve_echo(builder(&ManualClock::new()).store(down)).await;
     logs.take();
     failing
         .push_web("")

@@ -17,7 +17,10 @@ use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::TokioExecutor,
 };
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusRecorder};
+use metrics::LocalRecorderGuard;
+use metrics_exporter_prometheus::{
+    Matcher, PrometheusBuilder, PrometheusHandle, PrometheusRecorder,
+};
 use tokio::sync::Barrier;
 use tower_par::{
     metrics::{PUSH_DURATION_BUCKETS, PUSH_DURATION_SECONDS},
@@ -33,6 +36,16 @@ fn recorder() -> PrometheusRecorder {
         )
         .unwrap()
         .build_recorder()
+}
+
+/// A fresh recorder for this thread (the test's runtime, its servers included) while the guard
+/// lives, and the handle that renders it.
+fn record_on_this_thread() -> (PrometheusHandle, LocalRecorderGuard<'static>) {
+    let recorder: &'static PrometheusRecorder = Box::leak(Box::new(recorder()));
+    (
+        recorder.handle(),
+        metrics::set_default_local_recorder(recorder),
+    )
 }
 
 /// `name{labels}` → value, from the Prometheus text format.
@@ -55,8 +68,12 @@ fn contract(text: &str) -> BTreeMap<String, f64> {
         .collect()
 }
 
-fn expected(pairs: &[(&str, f64)]) -> BTreeMap<String, f64> {
-    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+/// Updates the layer's gauges, then asserts what `handle` renders of the contract.
+#[track_caller]
+async fn assert_scraped(layer: &ParLayer, handle: &PrometheusHandle, pairs: &[(&str, f64)]) {
+    layer.update_gauges().await.unwrap();
+    let want: BTreeMap<String, f64> = pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    assert_eq!(contract(&handle.render()), want);
 }
 
 const UNKNOWN_HANDLE: &str =
@@ -64,9 +81,7 @@ const UNKNOWN_HANDLE: &str =
 
 #[tokio::test]
 async fn every_push_and_redemption_is_counted_once_by_outcome() {
-    let recorder = recorder();
-    let handle = recorder.handle();
-    let _recording = metrics::set_default_local_recorder(&recorder);
+    let (handle, _recording) = record_on_this_thread();
     let layer = builder(&ManualClock::new())
         .max_body_bytes(2_000)
         .build()
@@ -121,30 +136,31 @@ async fn every_push_and_redemption_is_counted_once_by_outcome() {
         .await
         .assert_error(400, "invalid_request");
 
-    layer.update_gauges().await.unwrap();
-    assert_eq!(
-        contract(&handle.render()),
-        expected(&[
+    assert_scraped(
+        &layer,
+        &handle,
+        &[
             ("tower_par_pushes_total{outcome=\"created\"}", 3.0),
             ("tower_par_pushes_total{outcome=\"invalid_client\"}", 1.0),
             ("tower_par_pushes_total{outcome=\"invalid_request\"}", 3.0),
             (
                 "tower_par_pushes_total{outcome=\"unsupported_response_type\"}",
-                1.0
+                1.0,
             ),
             ("tower_par_push_duration_seconds_count", 8.0),
             ("tower_par_redemptions_total{outcome=\"swapped\"}", 1.0),
             (
                 "tower_par_redemptions_total{outcome=\"invalid_request_uri\"}",
-                2.0
+                2.0,
             ),
             (
                 "tower_par_redemptions_total{outcome=\"invalid_request\"}",
-                1.0
+                1.0,
             ),
             ("tower_par_stored_requests", 2.0),
-        ])
-    );
+        ],
+    )
+    .await;
     let text = handle.render();
     assert!(
         text.contains("# TYPE tower_par_push_duration_seconds histogram"),
@@ -168,9 +184,7 @@ async fn both_then_redirect(State(barrier): State<Arc<Barrier>>) -> impl IntoRes
 
 #[tokio::test]
 async fn a_completion_race_has_one_completed_and_one_lost_race() {
-    let recorder = recorder();
-    let handle = recorder.handle();
-    let _recording = metrics::set_default_local_recorder(&recorder);
+    let (handle, _recording) = record_on_this_thread();
     let logs = Logs::capture();
     let layer = builder(&ManualClock::new())
         .consumption(Consumption::at_completion())
@@ -222,31 +236,26 @@ async fn a_completion_race_has_one_completed_and_one_lost_race() {
 
     // The layer's completion from anywhere counts too: a consent page's late try.
     assert!(!layer.complete("web-app", &uri).await.unwrap());
-    layer.update_gauges().await.unwrap();
-    assert_eq!(
-        contract(&handle.render()),
-        expected(&[
+    assert_scraped(
+        &layer,
+        &handle,
+        &[
             ("tower_par_pushes_total{outcome=\"created\"}", 1.0),
             ("tower_par_push_duration_seconds_count", 1.0),
             ("tower_par_redemptions_total{outcome=\"swapped\"}", 2.0),
             ("tower_par_completions_total{outcome=\"completed\"}", 1.0),
             ("tower_par_completions_total{outcome=\"lost_race\"}", 2.0),
             ("tower_par_stored_requests", 0.0),
-        ])
-    );
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn the_client_id_label_is_opt_in_and_names_registered_clients_only() {
-    let recorder = recorder();
-    let handle = recorder.handle();
-    let _recording = metrics::set_default_local_recorder(&recorder);
+    let (handle, _recording) = record_on_this_thread();
 
-    let unlabelled = serve(
-        builder(&ManualClock::new()).build().unwrap(),
-        InnerMode::Echo,
-    )
-    .await;
+    let unlabelled = serve_echo(builder(&ManualClock::new())).await;
     unlabelled.push_web("").await.request_uri();
     assert!(!handle.render().contains("client_id"));
 

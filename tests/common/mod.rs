@@ -184,6 +184,11 @@ pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
     serve_service(layer.layer(inner_app(mode))).await
 }
 
+/// The layer `builder` builds, in front of the echo endpoint.
+pub async fn serve_echo(builder: ParLayerBuilder) -> TestServer {
+    serve(builder.build().unwrap(), InnerMode::Echo).await
+}
+
 /// The layer in front of `app`, served by hyper over TCP.
 pub async fn serve_app(layer: ParLayer, app: Router) -> TestServer {
     serve_service(layer.layer(app)).await
