@@ -126,8 +126,10 @@ impl<S> ParService<S> {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        let authorize = authorize::authorize(config, inner, req);
-        ResponseFuture::boxed(trace::in_span(authorize, trace::authorize_span))
+        ResponseFuture::boxed(trace::boxed_in_span!(
+            authorize::authorize(config, inner, req),
+            trace::authorize_span
+        ))
     }
 
     #[cold]
@@ -140,8 +142,10 @@ impl<S> ParService<S> {
         E: Send + 'static,
     {
         let config = Arc::clone(&self.config);
-        let respond = async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) };
-        ResponseFuture::boxed(trace::in_span(respond, trace::push_span))
+        ResponseFuture::boxed(trace::boxed_in_span!(
+            async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) },
+            trace::push_span
+        ))
     }
 }
 

@@ -204,20 +204,20 @@ pub(crate) fn enabled() -> bool {
     tracing::level_enabled!(tracing::Level::INFO)
 }
 
-/// `future` in `span()` when anything may record it, as it is otherwise.
-pub(crate) fn in_span<F>(
-    future: F,
-    span: fn() -> Span,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = F::Output> + Send>>
-where
-    F: std::future::Future + Send + 'static,
-{
-    if enabled() {
-        Box::pin(tracing::Instrument::instrument(future, span()))
-    } else {
-        Box::pin(future)
-    }
+/// `$future`, boxed, in `$span()` when anything may record it, as it is otherwise. A macro
+/// rather than a function so that the future is built in its box: moving a request's future
+/// into a box costs a copy of its whole state machine (benches/layer.rs, callgrind).
+macro_rules! boxed_in_span {
+    ($future:expr, $span:expr) => {
+        if $crate::trace::enabled() {
+            Box::pin(::tracing::Instrument::instrument($future, $span()))
+                as $crate::future::BoxedResponse<_, _>
+        } else {
+            Box::pin($future)
+        }
+    };
 }
+pub(crate) use boxed_in_span;
 
 /// An endpoint's span: `INFO`, the fields every endpoint records, and its own.
 macro_rules! endpoint_span {
