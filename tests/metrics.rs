@@ -69,7 +69,6 @@ fn contract(text: &str) -> BTreeMap<String, f64> {
 }
 
 /// Updates the layer's gauges, then asserts what `handle` renders of the contract.
-#[track_caller]
 async fn assert_scraped(layer: &ParLayer, handle: &PrometheusHandle, pairs: &[(&str, f64)]) {
     layer.update_gauges().await.unwrap();
     let want: BTreeMap<String, f64> = pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
