@@ -109,8 +109,10 @@ where
         .await
         .map_err(unauthenticated)?;
     let pairs = params::parse(&bytes).map_err(|e| (form_error(e), None))?;
-    if let Some(client_id) = params::first(&pairs, "client_id") {
-        trace::record_client_id(client_id);
+    if trace::enabled() {
+        if let Some(client_id) = params::first(&pairs, "client_id") {
+            trace::record_client_id(client_id);
+        }
     }
     params::reject_duplicates(&pairs, REPEATABLE).map_err(|e| (form_error(e), None))?;
     if params::first(&pairs, "request_uri").is_some() {
