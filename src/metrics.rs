@@ -83,6 +83,13 @@ pub const PUSH_DURATION_BUCKETS: [f64; 16] = [
 
 /// Describes the metrics (help text and units) to the installed recorder: call it once, after
 /// installing the recorder.
+///
+/// ```
+/// use metrics_exporter_prometheus::PrometheusBuilder;
+///
+/// let recorder = PrometheusBuilder::new().build_recorder();
+/// metrics::with_local_recorder(&recorder, tower_par::metrics::describe);
+/// ```
 pub fn describe() {
     use metrics::Unit;
     metrics::describe_counter!(

@@ -115,12 +115,22 @@ pub fn make_span<B>(request: &Request<B>) -> Span {
 /// `uri` for a log: as it is, but with the values of `request_uri`, `client_secret` and
 /// `client_assertion` in its query (however their names are percent-encoded) written as
 /// `[redacted]`. Writing it allocates nothing.
+///
+/// ```
+/// let uri: http::Uri = "/as/authorize?client_id=a&request_uri=urn%3Ax%3Ah&state=s".parse().unwrap();
+/// // In a span of your own:
+/// let _span = tracing::info_span!("authorize", uri = %tower_par::trace::redacted_uri(&uri));
+/// assert_eq!(
+///     tower_par::trace::redacted_uri(&uri).to_string(),
+///     "/as/authorize?client_id=a&request_uri=[redacted]&state=s",
+/// );
+/// ```
 #[must_use]
 pub fn redacted_uri(uri: &Uri) -> RedactedUri<'_> {
     RedactedUri(uri)
 }
 
-/// A URI that displays with its secrets redacted; made by [`redacted_uri`].
+/// A URI that displays with its secrets redacted; made by [`redacted_uri`] (see its example).
 #[derive(Debug, Clone, Copy)]
 pub struct RedactedUri<'a>(&'a Uri);
 

@@ -353,6 +353,22 @@ impl CommonFlags {
     /// serves `/metrics` there for `layer` on a Tokio task, and returns the bound address (the
     /// real port, also for `127.0.0.1:0`). Without the flag: `Ok(None)`, nothing installed.
     ///
+    /// ```no_run
+    /// use tower_par::{server::CommonFlags, ParLayer, StaticClients};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut flags = CommonFlags::new("127.0.0.1:3000".parse()?);
+    /// flags.parse_flag("--metrics", &mut ["127.0.0.1:9100".to_owned()].into_iter())?;
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .build()?;
+    /// if let Some(addr) = flags.start_metrics(&par).await? {
+    ///     println!("metrics on http://{addr}/metrics");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
     /// # Errors
     ///
     /// The address cannot be bound, another `metrics` recorder is installed, or this build has

@@ -31,6 +31,14 @@ const UPKEEP_INTERVAL: Duration = Duration::from_secs(5);
 /// `tower_par_push_duration_seconds` as a histogram of [`PUSH_DURATION_BUCKETS`] and the crate's
 /// metrics described, and starts its upkeep (a Tokio task: call it inside a runtime).
 ///
+/// ```no_run
+/// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let handle = tower_par::server::install_prometheus_recorder()?;
+/// // … serve the layer; then, on a scrape:
+/// println!("{}", handle.render());
+/// # Ok(()) }
+/// ```
+///
 /// # Errors
 ///
 /// Another recorder is installed already.
