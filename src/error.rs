@@ -30,6 +30,19 @@ pub struct OAuthError {
     basic_challenge: Option<Arc<str>>,
     allow: Option<&'static str>,
     closes_connection: bool,
+    /// What the operator's log says beyond what the client is told; never sent to the client.
+    incident: Option<Box<Incident>>,
+}
+
+/// Why a refusal is the server's trouble rather than the client's: the log event of the refusal
+/// carries the cause at the incident's level (`crate::outcome`), so that one refusal is one
+/// event, whatever failed underneath.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Incident {
+    /// `error` (a failure: the store, the registry, the RNG) or `warn` (a limit was reached).
+    pub(crate) failure: bool,
+    /// The cause, for the operator; never a secret, a handle or a pushed value.
+    pub(crate) cause: Cow<'static, str>,
 }
 
 impl OAuthError {
@@ -48,7 +61,31 @@ impl OAuthError {
             basic_challenge: None,
             allow: None,
             closes_connection: false,
+            incident: None,
         }
+    }
+
+    /// Marks the refusal as a failure of the server (logged at `error` with `cause`).
+    pub(crate) fn failure(mut self, cause: impl fmt::Display) -> Self {
+        self.incident = Some(Box::new(Incident {
+            failure: true,
+            cause: Cow::Owned(cause.to_string()),
+        }));
+        self
+    }
+
+    /// Marks the refusal as a limit the server reached (logged at `warn` with `cause`).
+    pub(crate) fn warning(mut self, cause: &'static str) -> Self {
+        self.incident = Some(Box::new(Incident {
+            failure: false,
+            cause: Cow::Borrowed(cause),
+        }));
+        self
+    }
+
+    /// The incident behind the refusal, if the server rather than the client is the cause.
+    pub(crate) fn incident(&self) -> Option<&Incident> {
+        self.incident.as_deref()
     }
 
     pub(crate) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {

@@ -10,6 +10,7 @@ use crate::{
     error::OAuthError,
     layer::Config,
     params::{self, Pair},
+    trace,
 };
 
 /// The credentials a request presents; at most one kind is allowed (AUTH-05).
@@ -44,7 +45,13 @@ pub(crate) async fn authenticate(
     let fail = |err: OAuthError| if used_basic { challenge(err) } else { err };
 
     let client_id: &str = match &presented {
-        Presented::Basic { client_id, .. } => client_id,
+        Presented::Basic { client_id, .. } => {
+            if body_client_id.is_none() {
+                // The PAR endpoint recorded the form's client_id already.
+                trace::record_client_id(client_id);
+            }
+            client_id
+        }
         Presented::Assertion { .. } => {
             #[cfg(feature = "jwt")]
             {
@@ -111,8 +118,8 @@ pub(crate) async fn lookup(
     client_id: &str,
 ) -> Result<Option<Arc<Client>>, OAuthError> {
     config.clients.client(client_id).await.map_err(|err| {
-        tracing::error!(error = %err, "client registry lookup failed");
         OAuthError::unavailable("the client registry is unavailable, retry later")
+            .failure(format_args!("client registry lookup failed: {err}"))
     })
 }
 
