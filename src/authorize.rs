@@ -25,8 +25,8 @@ use crate::{
     params::{self, PushedAuthorizationRequest},
     payload,
     push::{self, REQUEST_URI_PREFIX},
-    read_request,
-    store::{Record, StoreError, StoreKey},
+    read_request, seal,
+    store::{StoreError, StoreKey},
     BoxError,
 };
 
@@ -214,7 +214,8 @@ struct Redeemed {
     client: Arc<crate::Client>,
     request_uri: String,
     key: StoreKey,
-    record: Record,
+    /// The opened payload (`crate::payload`).
+    payload: Bytes,
 }
 
 /// Reads `client_id` and `request_uri` from the query and the form body of a POST, applies
@@ -266,12 +267,14 @@ async fn decide(
     };
     match found {
         Ok(Some(record)) => {
+            let payload = seal::open_stored(config, client_id, &handle, &key, &record, now)
+                .ok_or_else(|| OAuthError::invalid_request_uri("request_uri is invalid"))?;
             tracing::info!(client_id, "pushed authorization request redeemed");
             Ok(Decision::Redeem(Redeemed {
                 client,
                 request_uri: request_uri.to_owned(),
                 key,
-                record,
+                payload,
             }))
         }
         Ok(None) => {
@@ -338,12 +341,11 @@ where
         client,
         request_uri,
         key,
-        record,
+        payload,
     } = redeemed;
     // The payload is the layer's compact form (`crate::payload`): the canonical query is written
     // from it here, once; the extension decodes it again only if the inner service reads it.
-    let payload = record.payload();
-    let pairs = match payload::decode(payload) {
+    let pairs = match payload::decode(&payload) {
         Ok(pairs) => pairs,
         Err(err) => {
             tracing::error!(
@@ -411,7 +413,7 @@ where
     parts.extensions.insert(PushedAuthorizationRequest::new(
         client.client_id().to_owned(),
         request_uri,
-        payload.clone(),
+        payload,
         complete_in_uri || is_post,
     ));
     parts.extensions.remove::<Completion>();

@@ -4,6 +4,7 @@
 use crate::{
     authorize::parse_handle,
     layer::{Config, Consumption},
+    seal,
     store::{StoreError, StoreKey},
     ParLayer, PushedAuthorizationRequest,
 };
@@ -53,9 +54,10 @@ impl ParLayer {
     /// [`ParLayer::complete`]. Like a reload of the authorization endpoint, it starts the
     /// completion window if the request was not opened yet.
     ///
-    /// `None` when the request is unknown, completed, past its window, another client's, or the
-    /// layer consumes strictly ([`Consumption::Strict`]: the request was consumed at the
-    /// authorization endpoint). The parameters are those pushed and validated at the PAR
+    /// `None` when the request is unknown, completed, past its window, another client's, when
+    /// what the store holds does not open under the `request_uri` (altered, moved, written by
+    /// another version: logged as a store integrity error), or when the layer consumes strictly
+    /// ([`Consumption::Strict`]: the request was consumed at the authorization endpoint). The parameters are those pushed and validated at the PAR
     /// endpoint; the page must still check what its authorization endpoint checks (the user's
     /// session, a CSRF token).
     ///
@@ -70,18 +72,25 @@ impl ParLayer {
         let Consumption::AtCompletion { window } = config.consumption else {
             return Ok(None);
         };
-        let Some(key) = key(config, client_id, request_uri) else {
+        let Some(handle) = parse_handle(request_uri) else {
             return Ok(None);
         };
-        let record = config.store.open(key, config.clock.now(), window).await?;
-        Ok(record.map(|record| {
-            PushedAuthorizationRequest::new(
-                client_id.to_owned(),
-                request_uri.to_owned(),
-                record.payload().clone(),
-                false,
-            )
-        }))
+        let key = StoreKey::derive(&config.issuer, client_id, &handle);
+        let now = config.clock.now();
+        let Some(record) = config.store.open(key, now, window).await? else {
+            return Ok(None);
+        };
+        // A record that does not open is logged as a store integrity error and is no request.
+        Ok(
+            seal::open_stored(config, client_id, &handle, &key, &record, now).map(|payload| {
+                PushedAuthorizationRequest::new(
+                    client_id.to_owned(),
+                    request_uri.to_owned(),
+                    payload,
+                    false,
+                )
+            }),
+        )
     }
 }
 
