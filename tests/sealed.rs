@@ -84,11 +84,14 @@ enum Tamper {
     Swap,
     /// An unsealed compact payload, as the releases before sealing wrote it.
     Unsealed,
+    /// The record as it was put, whatever the store holds now (a copy restored from a backup).
+    Restored,
 }
 
 fn tampered(record: Record, tamper: Tamper, others: &[(StoreKey, Record)]) -> Record {
     let mut payload = record.payload().to_vec();
     match tamper {
+        Tamper::Restored => unreachable!("handled by the store"),
         Tamper::Flip(at) => {
             let at = at.min(payload.len() - 1);
             payload[at] ^= 0x20;
@@ -135,9 +138,16 @@ impl TestStore {
         *self.tamper.lock().unwrap() = tamper;
     }
 
-    fn alter(&self, record: Option<Record>) -> Option<Record> {
+    fn alter(&self, key: StoreKey, record: Option<Record>) -> Option<Record> {
         let tamper = *self.tamper.lock().unwrap();
         match (record, tamper) {
+            (_, Some(Tamper::Restored)) => self
+                .puts
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|(put, _)| *put == key)
+                .map(|(_, record)| record.clone()),
             (Some(record), Some(tamper)) => {
                 Some(tampered(record, tamper, &self.puts.lock().unwrap()))
             }
@@ -169,7 +179,7 @@ impl ParStore for TestStore {
         self.inner.put(key, record, charge, now)
     }
     fn take(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, Option<Record>> {
-        Box::pin(async move { Ok(self.alter(self.inner.take(key, now).await?)) })
+        Box::pin(async move { Ok(self.alter(key, self.inner.take(key, now).await?)) })
     }
     fn open(
         &self,
@@ -177,7 +187,7 @@ impl ParStore for TestStore {
         now: SystemTime,
         window: Duration,
     ) -> StoreFuture<'_, Option<Record>> {
-        Box::pin(async move { Ok(self.alter(self.inner.open(key, now, window).await?)) })
+        Box::pin(async move { Ok(self.alter(key, self.inner.open(key, now, window).await?)) })
     }
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
         self.inner.complete(key, now)
@@ -201,7 +211,15 @@ const TAMPERS: [(&str, Tamper); 8] = [
 
 /// The test store behind a layer on the test clock, answering with the echo endpoint.
 async fn memory_server(store: &TestStore, consumption: Consumption) -> (TestServer, ParLayer) {
-    let layer = builder(&ManualClock::new())
+    memory_server_on(&ManualClock::new(), store, consumption).await
+}
+
+async fn memory_server_on(
+    clock: &ManualClock,
+    store: &TestStore,
+    consumption: Consumption,
+) -> (TestServer, ParLayer) {
+    let layer = builder(clock)
         .store(store.clone())
         .consumption(consumption)
         .build()
@@ -265,6 +283,40 @@ async fn an_altered_record_is_refused_at_completion_and_by_pushed_request() {
         let pushed = par.pushed_request("web-app", &uri).await.unwrap();
         assert_eq!(pushed.unwrap().get("login_hint"), Some("alice"), "{what}");
     }
+}
+
+/// The deadline is authenticated, so the layer re-checks it after opening: a store that hands
+/// back a genuine record past its life (a copy restored from a backup, a store that ignores
+/// deadlines) is refused, at the authorization endpoint and at completion.
+#[tokio::test]
+async fn a_genuine_record_past_its_deadline_is_refused() {
+    let logs = Logs::capture();
+    for consumption in [Consumption::Strict, Consumption::at_completion()] {
+        let clock = ManualClock::new();
+        let store = TestStore::new();
+        let (server, par) = memory_server_on(&clock, &store, consumption).await;
+        let uri = server.push_web("login_hint=alice").await.request_uri();
+        let later = server.push_web("login_hint=alice").await.request_uri();
+        store.set(Some(Tamper::Restored));
+        // Within its life the restored copy is the pushed request (one-time use is the store's).
+        assert_eq!(server.redeem("web-app", &uri).await.status, 200);
+        let past = match consumption {
+            Consumption::AtCompletion { window } => window + Duration::from_secs(60),
+            _ => Duration::from_secs(60),
+        };
+        clock.advance(past);
+        assert_logged_as_integrity_error(&logs, "past its deadline", async {
+            server
+                .redeem("web-app", &later)
+                .await
+                .assert_error(400, "invalid_request_uri");
+        })
+        .await;
+        if matches!(consumption, Consumption::AtCompletion { .. }) {
+            assert_eq!(par.pushed_request("web-app", &later).await.unwrap(), None);
+        }
+    }
+    assert!(logs.text().contains("past its deadline"), "{}", logs.text());
 }
 
 /// A key seals one record, ever: a push retried under a fresh handle (a partition refused it as
