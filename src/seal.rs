@@ -10,7 +10,7 @@
 //! ```text
 //! key    = HKDF-Expand(PRK = handle, info = "tower-par/seal/v1", L = 32)      (HKDF-SHA256)
 //! aad    = FORMAT || store key (32 bytes) || expires_at milliseconds (8 bytes, big-endian)
-//! sealed = FORMAT || ChaCha20-Poly1305(key, nonce = 12 zero bytes, aad, payload) || tag (16 bytes)
+//! sealed = FORMAT || AES-256-GCM(key, nonce = 12 zero bytes, aad, payload) || tag (16 bytes)
 //! ```
 //!
 //! **The key.** HKDF-SHA256 (RFC 5869) with a label of its own, so the sealing key and the store
@@ -33,11 +33,19 @@
 //!   has no key; reading again only opens again, and opening never encrypts;
 //! * nothing else writes a record (replay memory for JWT ids stores no payload).
 //!
-//! With one message per key, a fixed nonce is safe (the rule is one message per key-nonce pair);
-//! age seals its file keys the same way (ChaCha20-Poly1305, an HKDF-derived one-time key, twelve
-//! zero bytes of nonce; c2sp.org/age). A random nonce would only add 12 stored bytes a record.
-//! ChaCha20-Poly1305 rather than AES-256-GCM: constant-time in software on every CPU, no
-//! dependence on AES-NI for speed or safety.
+//! The rule an AEAD needs is one message per key and nonce; with one message per key a fixed
+//! nonce meets it, and a random one would only add 12 stored bytes a record. age wraps its file
+//! keys the same way (an HKDF-derived one-time key, twelve zero bytes of nonce; c2sp.org/age).
+//! The rule matters most for GCM, where a repeated nonce gives away the authentication key: that
+//! is why the handle, not anything a store or a client could replay, is what keys the cipher.
+//!
+//! **The cipher: AES-256-GCM.** Both AEADs of the issue were measured in the push and the
+//! redemption (perf samples of `benches/layer.rs`, x86-64 with AES-NI and CLMUL):
+//! ChaCha20-Poly1305 (`chacha20poly1305` 0.10, the last release for the crate's Rust 1.80) took
+//! 18% of their CPU, AES-256-GCM 6%: the AVX2 Poly1305 precomputes powers of its key for every
+//! message, which a one-time key pays each time. On CPUs without AES-NI and CLMUL, RustCrypto
+//! falls back to constant-time software (fixsliced AES, constant-time POLYVAL): slower, never
+//! leaky.
 //!
 //! **What the tag binds (the associated data).**
 //!
@@ -62,16 +70,19 @@
 //!
 //! **Cost.** A sealed payload is the compact payload plus 17 bytes (format byte and tag), a fixed
 //! overhead per record: a stored request still takes at most `1 + 1/128` bytes per pushed byte.
-//! Sealing and opening are one HKDF-Expand, one ChaCha20 pass and one Poly1305 pass over the
-//! payload; `BENCHMARKS.md` has the instruction counts.
+//! Sealing and opening are each one HKDF-Expand, an AES-256 key schedule, one AES-CTR and one
+//! GHASH pass over the payload, about 6% of a push's CPU and of a redemption's; `BENCHMARKS.md`
+//! has the figures. One code path for every store: the memory store's share of that cost is not
+//! worth a setting that would leave pushed data readable in a core dump or swap.
 
 use std::time::SystemTime;
 
-use bytes::Bytes;
-use chacha20poly1305::{
-    aead::{AeadInPlace, KeyInit},
-    ChaCha20Poly1305, Key, Nonce, Tag,
+use aes_gcm::{
+    aead::{consts::U12, AeadInPlace, KeyInit},
+    aes::Aes256Enc,
+    AesGcm, Key, Nonce, Tag,
 };
+use bytes::Bytes;
 use hkdf::Hkdf;
 use sha2::Sha256;
 
@@ -126,14 +137,18 @@ impl std::fmt::Display for OpenError {
     }
 }
 
+/// AES-256-GCM with the encryption half of AES only: GCM never decrypts a block, so the inverse
+/// key schedule that `aes_gcm::Aes256Gcm` also computes would be wasted on every one-time key.
+type Cipher = AesGcm<Aes256Enc, U12>;
+
 /// The one-time cipher of `handle`.
-fn cipher(handle: &[u8; 32]) -> ChaCha20Poly1305 {
-    let mut key = Key::default();
+fn cipher(handle: &[u8; 32]) -> Cipher {
+    let mut key = Key::<Cipher>::default();
     Hkdf::<Sha256>::from_prk(handle)
         .expect("a 32-byte handle is a valid HKDF-SHA256 pseudorandom key")
         .expand(LABEL, key.as_mut_slice())
         .expect("32 bytes are within HKDF-SHA256's output limit");
-    ChaCha20Poly1305::new(&key)
+    Cipher::new(&key)
 }
 
 fn associated_data(store_key: &StoreKey, expires_at_ms: u64) -> Aad {
@@ -163,7 +178,7 @@ pub(crate) fn seal(
             &associated_data(store_key, expires_at_ms),
             &mut sealed[1..],
         )
-        .expect("a pushed request is far below ChaCha20's 256 GiB message limit");
+        .expect("a pushed request is far below GCM's 64 GiB message limit");
     sealed.extend_from_slice(&tag);
     Bytes::from(sealed)
 }
