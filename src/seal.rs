@@ -42,7 +42,7 @@
 //! **The cipher: AES-256-GCM.** Both AEADs of the issue were measured in the push and the
 //! redemption (perf samples of `benches/layer.rs`, x86-64 with AES-NI and CLMUL):
 //! ChaCha20-Poly1305 (`chacha20poly1305` 0.10, the last release for the crate's Rust 1.80) took
-//! 18% of their CPU, AES-256-GCM 6%: the AVX2 Poly1305 precomputes powers of its key for every
+//! 18% of their CPU, AES-256-GCM 7%: the AVX2 Poly1305 precomputes powers of its key for every
 //! message, which a one-time key pays each time. On CPUs without AES-NI and CLMUL, RustCrypto
 //! falls back to constant-time software (fixsliced AES, constant-time POLYVAL): slower, never
 //! leaky.
@@ -71,7 +71,7 @@
 //! **Cost.** A sealed payload is the compact payload plus 17 bytes (format byte and tag), a fixed
 //! overhead per record: a stored request still takes at most `1 + 1/128` bytes per pushed byte.
 //! Sealing and opening are each one HKDF-Expand, an AES-256 key schedule, one AES-CTR and one
-//! GHASH pass over the payload, about 6% of a push's CPU and of a redemption's; `BENCHMARKS.md`
+//! GHASH pass over the payload, about 7% of a push's CPU and of a redemption's; `BENCHMARKS.md`
 //! has the figures. One code path for every store: the memory store's share of that cost is not
 //! worth a setting that would leave pushed data readable in a core dump or swap.
 
