@@ -298,36 +298,53 @@ mod tests {
     }
 
     #[test]
-    fn another_handle_does_not_open() {
+    fn another_handle_store_key_or_deadline_does_not_open() {
         let sealed = sealed(b"\x01\x01a\x01b");
         let other = [8u8; 32];
-        // The right store key but the wrong handle, and both wrong.
-        assert_eq!(
-            open(&other, &store_key(&HANDLE), DEADLINE, &sealed),
-            Err(OpenError::Forged)
-        );
-        assert_eq!(
-            open(&other, &store_key(&other), DEADLINE, &sealed),
-            Err(OpenError::Forged)
-        );
-    }
-
-    #[test]
-    fn another_store_key_or_deadline_does_not_open() {
-        let sealed = sealed(b"\x01\x01a\x01b");
-        for other_key in [
-            StoreKey::derive("https://as.example.com", "other-app", &HANDLE),
-            StoreKey::derive("https://other.example.com", "web-app", &HANDLE),
-        ] {
+        let cases = [
+            (
+                "the right store key, another handle",
+                other,
+                store_key(&HANDLE),
+                DEADLINE,
+            ),
+            (
+                "another handle and its key",
+                other,
+                store_key(&other),
+                DEADLINE,
+            ),
+            (
+                "another client's key",
+                HANDLE,
+                StoreKey::derive("https://as.example.com", "other-app", &HANDLE),
+                DEADLINE,
+            ),
+            (
+                "another issuer's key",
+                HANDLE,
+                StoreKey::derive("https://other.example.com", "web-app", &HANDLE),
+                DEADLINE,
+            ),
+            ("a later deadline", HANDLE, store_key(&HANDLE), DEADLINE + 1),
+            (
+                "an hour later",
+                HANDLE,
+                store_key(&HANDLE),
+                DEADLINE + 3_600_000,
+            ),
+            (
+                "an earlier deadline",
+                HANDLE,
+                store_key(&HANDLE),
+                DEADLINE - 1,
+            ),
+        ];
+        for (what, handle, key, deadline) in cases {
             assert_eq!(
-                open(&HANDLE, &other_key, DEADLINE, &sealed),
-                Err(OpenError::Forged)
-            );
-        }
-        for deadline in [DEADLINE + 1, DEADLINE + 3_600_000, DEADLINE - 1] {
-            assert_eq!(
-                open(&HANDLE, &store_key(&HANDLE), deadline, &sealed),
-                Err(OpenError::Forged)
+                open(&handle, &key, deadline, &sealed),
+                Err(OpenError::Forged),
+                "{what}"
             );
         }
     }

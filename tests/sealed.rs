@@ -488,7 +488,6 @@ mod on_redis {
     use std::{
         io::{Read, Write},
         net::TcpStream,
-        sync::atomic::{AtomicU64, Ordering},
         time::Duration,
     };
 
@@ -498,16 +497,11 @@ mod on_redis {
         Consumption, ManualClock,
     };
 
-    use super::{common::*, redis_server::RedisServer, *};
-
-    fn fresh_prefix() -> String {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        format!(
-            "sealed-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        )
-    }
+    use super::{
+        common::*,
+        redis_server::{self, RedisServer},
+        *,
+    };
 
     struct Node {
         redis: RedisServer,
@@ -518,7 +512,7 @@ mod on_redis {
 
     async fn node(consumption: Consumption, mode: InnerMode) -> Node {
         let redis = RedisServer::start();
-        let prefix = fresh_prefix();
+        let prefix = redis_server::fresh_prefix("sealed");
         let config = RedisStoreConfig::new(redis.url())
             .prefix(prefix.as_str())
             .op_timeout(Duration::from_secs(2));
@@ -735,6 +729,9 @@ mod on_redis {
         }
     }
 
+    /// A change an attacker with write access makes to a stored value.
+    type Alteration = fn(&mut Vec<u8>);
+
     /// SEC: a record altered in Redis, cut short, or given a later deadline is
     /// `400 invalid_request_uri`, logged as a store integrity error.
     #[tokio::test]
@@ -742,7 +739,7 @@ mod on_redis {
         let logs = Logs::capture();
         let node = node(Consumption::Strict, InnerMode::Echo).await;
         // A stored value is 8 bytes of deadline (clear), then the sealed payload.
-        let cases: [(&str, fn(&mut Vec<u8>)); 6] = [
+        let cases: [(&str, Alteration); 6] = [
             ("a flipped payload byte", |v| v[20] ^= 1),
             ("a flipped tag byte", |v| *v.last_mut().unwrap() ^= 0x80),
             ("a flipped format byte", |v| v[8] ^= 1),
