@@ -57,9 +57,9 @@ impl ParLayer {
     /// `None` when the request is unknown, completed, past its window, another client's, when
     /// what the store holds does not open under the `request_uri` (altered, moved, written by
     /// another version: logged as a store integrity error), or when the layer consumes strictly
-    /// ([`Consumption::Strict`]: the request was consumed at the authorization endpoint). The parameters are those pushed and validated at the PAR
-    /// endpoint; the page must still check what its authorization endpoint checks (the user's
-    /// session, a CSRF token).
+    /// ([`Consumption::Strict`]: the request was consumed at the authorization endpoint). The
+    /// parameters are those pushed and validated at the PAR endpoint; the page must still check
+    /// what its authorization endpoint checks (the user's session, a CSRF token).
     ///
     /// # Errors
     /// The store could not be reached.
