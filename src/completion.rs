@@ -4,7 +4,7 @@
 use crate::{
     authorize::parse_handle,
     layer::{Config, Consumption},
-    seal,
+    outcome, seal,
     store::{StoreError, StoreKey},
     ParLayer, PushedAuthorizationRequest,
 };
@@ -45,7 +45,7 @@ impl ParLayer {
         let Some(key) = key(config, client_id, request_uri) else {
             return Ok(false);
         };
-        config.store.complete(key, config.clock.now()).await
+        consume(config, key, client_id, false).await
     }
 
     /// The pushed request behind a `request_uri`, read from the store without consuming it
@@ -80,18 +80,34 @@ impl ParLayer {
         let Some(record) = config.store.open(key, now, window).await? else {
             return Ok(None);
         };
-        // A record that does not open is logged as a store integrity error and is no request.
-        Ok(
-            seal::open_stored(config, client_id, &handle, &key, &record, now).map(|payload| {
-                PushedAuthorizationRequest::new(
-                    client_id.to_owned(),
-                    request_uri.to_owned(),
-                    payload,
-                    false,
-                )
-            }),
-        )
+        match seal::open_stored(config, &handle, &key, &record, now) {
+            Ok(payload) => Ok(Some(PushedAuthorizationRequest::new(
+                client_id.to_owned(),
+                request_uri.to_owned(),
+                payload,
+                false,
+            ))),
+            Err(err) => {
+                outcome::unreadable(client_id, &err);
+                Ok(None)
+            }
+        }
     }
+}
+
+/// The one completion of the record under `key`, whoever asks for it; its outcome is logged and
+/// counted here. `client_id` labels the count (when the host asked for the label) if it is
+/// `registered`, or if the completion proved it (only the client that pushed can complete).
+pub(crate) async fn consume(
+    config: &Config,
+    key: StoreKey,
+    client_id: &str,
+    registered: bool,
+) -> Result<bool, StoreError> {
+    let decided = config.store.complete(key, config.clock.now()).await;
+    let known = registered || matches!(decided, Ok(true));
+    outcome::completion(config, known.then_some(client_id), &decided);
+    decided
 }
 
 /// The store key of a `request_uri` this server issued to `client_id`.

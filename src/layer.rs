@@ -122,16 +122,21 @@ pub(crate) struct Config {
     pub(crate) jwt: crate::client::JwtSettings,
     #[cfg(feature = "jwt")]
     pub(crate) forward_request_objects: bool,
+    /// Whether the counters carry a `client_id` label (`crate::metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_client_id_label: bool,
 }
 
 impl Config {
-    /// The error page of the authorization endpoint.
+    /// The error page of a refusal at the authorization endpoint that is not a redemption's,
+    /// with its one log event.
     pub(crate) fn error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
-        tracing::info!(
-            error = err.code(),
-            reason = err.description(),
-            "authorization request refused"
-        );
+        crate::outcome::authorize_refused(err);
+        self.render_error_page(err)
+    }
+
+    /// The error page of the authorization endpoint, for a refusal already logged.
+    pub(crate) fn render_error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
         match &self.error_responder {
             Some(responder) => {
                 let mut response = responder(err);
@@ -266,6 +271,8 @@ pub struct ParLayerBuilder {
     jwt: crate::client::JwtSettings,
     #[cfg(feature = "jwt")]
     forward_request_objects: bool,
+    #[cfg(feature = "metrics")]
+    metrics_client_id_label: bool,
 }
 
 impl Default for ParLayerBuilder {
@@ -298,6 +305,8 @@ impl Default for ParLayerBuilder {
             jwt: crate::client::JwtSettings::default(),
             #[cfg(feature = "jwt")]
             forward_request_objects: false,
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: false,
         }
     }
 }
@@ -577,6 +586,27 @@ impl ParLayerBuilder {
         self
     }
 
+    /// Labels the counters of [`tower_par::metrics`](crate::metrics) with the `client_id` of
+    /// registered clients too (feature `metrics`; default off). One time series per client and
+    /// outcome: turn it on only for a registry of bounded size. Each counted event then builds
+    /// its metric key at run time (one allocation).
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let layer = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .metrics_client_id_label(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub const fn metrics_client_id_label(mut self, labelled: bool) -> Self {
+        self.metrics_client_id_label = labelled;
+        self
+    }
+
     /// Checks the settings and builds the layer.
     pub fn build(self) -> Result<ParLayer, ConfigError> {
         let invalid =
@@ -695,6 +725,8 @@ impl ParLayerBuilder {
             jwt: self.jwt,
             #[cfg(feature = "jwt")]
             forward_request_objects: self.forward_request_objects,
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: self.metrics_client_id_label,
         };
         if let Some(document) = self.metadata {
             config.metadata = Some(crate::metadata::render(&config, document)?);

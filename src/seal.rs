@@ -65,8 +65,10 @@
 //!   logged as such.
 //!
 //! A record that fails to open at the authorization endpoint is `400 invalid_request_uri`, never
-//! a redirect or a 5xx, and is logged at `error` level as a store integrity error, with the
-//! client and a prefix of the store key (neither is a secret), never the handle or a value.
+//! a redirect or a 5xx, counted as such (`tower_par_redemptions_total`), and its one log event is
+//! at `error` level with the cause `store integrity error: …`, which names a prefix of the store
+//! key (not a secret) beside the span's client and handle fingerprint, never the handle or a
+//! value.
 //!
 //! **Cost.** A sealed payload is the compact payload plus 17 bytes (format byte and tag), a fixed
 //! overhead per record: a stored request still takes at most `1 + 1/128` bytes per pushed byte.
@@ -97,7 +99,7 @@ pub(crate) const FORMAT: u8 = 2;
 /// HKDF's `info`: distinct from the store key's label, so the two derivations never meet.
 const LABEL: &[u8] = b"tower-par/seal/v1";
 
-/// Poly1305's tag.
+/// GCM's tag.
 const TAG_LEN: usize = 16;
 
 /// What sealing adds to a payload: the format byte and the tag.
@@ -210,37 +212,64 @@ pub(crate) fn open(
     Ok(Bytes::from(payload))
 }
 
+/// Why a record that the store handed back is refused: a store integrity error. It is the
+/// `cause` of the refusal's one `error` event (`crate::outcome`), so it names the problem and a
+/// prefix of the store key (not a secret, and where an operator finds the record), never the
+/// handle or a pushed value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct IntegrityError {
+    store_key: StoreKey,
+    problem: Problem,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Problem {
+    /// The sealed bytes do not open under the handle, this key and the deadline.
+    Unopened(OpenError),
+    /// It opened, but the store handed it back past its authenticated deadline.
+    PastDeadline,
+}
+
+impl std::fmt::Display for IntegrityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let key = &self.store_key;
+        match self.problem {
+            Problem::Unopened(err) => write!(
+                f,
+                "store integrity error: the pushed request stored under {key:?} does not open under its request_uri: {err}"
+            ),
+            Problem::PastDeadline => write!(
+                f,
+                "store integrity error: the store handed back the pushed request stored under {key:?} past its deadline"
+            ),
+        }
+    }
+}
+
 /// The one way the layer reads a stored request: opens `record`, which the store handed back for
-/// `store_key` at `now`, and re-checks its authenticated deadline. `None` (logged at `error`
-/// level as a store integrity error, without secrets) when it does not open or is past its life.
+/// `store_key` at `now`, and re-checks its authenticated deadline.
 ///
 /// Every reader goes through here: the redemption at the authorization endpoint (strict or at
-/// completion) and [`ParLayer::pushed_request`](crate::ParLayer::pushed_request).
+/// completion) and [`ParLayer::pushed_request`](crate::ParLayer::pushed_request); each reports
+/// an [`IntegrityError`] as one `error` event of its own (`crate::outcome`).
 pub(crate) fn open_stored(
     config: &Config,
-    client_id: &str,
     handle: &[u8; 32],
     store_key: &StoreKey,
     record: &Record,
     now: SystemTime,
-) -> Option<Bytes> {
-    let payload = match open(
+) -> Result<Bytes, IntegrityError> {
+    let refused = |problem| IntegrityError {
+        store_key: *store_key,
+        problem,
+    };
+    let payload = open(
         handle,
         store_key,
         record.expires_at_millis(),
         record.payload(),
-    ) {
-        Ok(payload) => payload,
-        Err(err) => {
-            tracing::error!(
-                client_id,
-                store_key = ?store_key,
-                error = %err,
-                "store integrity error: a stored pushed request is corrupt (it does not open under its request_uri)"
-            );
-            return None;
-        }
-    };
+    )
+    .map_err(|err| refused(Problem::Unopened(err)))?;
     // The store judged liveness by the deadline in clear; the sealed one is authentic.
     let last_use_ms = match config.consumption {
         Consumption::Strict => 0,
@@ -249,14 +278,9 @@ pub(crate) fn open_stored(
         }
     };
     if unix_millis(now) >= record.expires_at_millis().saturating_add(last_use_ms) {
-        tracing::error!(
-            client_id,
-            store_key = ?store_key,
-            "store integrity error: the store handed back a pushed request past its deadline"
-        );
-        return None;
+        return Err(refused(Problem::PastDeadline));
     }
-    Some(payload)
+    Ok(payload)
 }
 
 #[cfg(test)]

@@ -223,6 +223,50 @@ async fn the_authorize_path_comes_from_discovery_and_oauth_errors_are_the_proxys
     );
 }
 
+/// `--metrics` works on par-proxy as on par_server: its own listener, announced before
+/// `listening on`, the counters of issue 12 in the Prometheus text format.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_their_own_listener() {
+    let upstream = upstream::start().await;
+    let node = start(&upstream.url, &["--metrics", "127.0.0.1:0"]);
+    let base = &node.base;
+    let request_uri = push_web(base).await;
+    assert_eq!(
+        redeem(base, "/oauth2/auth", "web-app", &request_uri)
+            .await
+            .status,
+        200
+    );
+    redeem(base, "/oauth2/auth", "web-app", &request_uri)
+        .await
+        .assert_error(400, "invalid_request_uri");
+    push(base, "Basic d2ViLWFwcDpub3Bl", "response_type=code".into())
+        .await
+        .assert_error(401, "invalid_client");
+
+    let url = node.metrics.as_deref().expect("a `metrics on` line");
+    let reply = get(url.to_owned()).await;
+    assert_eq!(reply.status, 200);
+    let text = String::from_utf8(reply.body.to_vec()).unwrap();
+    for line in [
+        "tower_par_pushes_total{outcome=\"created\"} 1",
+        "tower_par_pushes_total{outcome=\"invalid_client\"} 1",
+        "tower_par_redemptions_total{outcome=\"swapped\"} 1",
+        "tower_par_redemptions_total{outcome=\"invalid_request_uri\"} 1",
+        "tower_par_stored_requests 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from:\n{text}"
+        );
+    }
+    // The proxy's own port does not serve them: /metrics there goes to the upstream.
+    assert_eq!(
+        get(format!("{base}/metrics")).await.json()["path"],
+        "/metrics"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_swapped_request_too_long_for_a_uri_reaches_the_upstream_as_a_post_form() {
     let upstream = upstream::start().await;

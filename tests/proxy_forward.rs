@@ -340,6 +340,8 @@ async fn discovery_documents_come_from_the_upstream_with_the_par_members_merged_
     ] {
         let reply = get(format!("http://{}{path}", proxy.addr)).await;
         assert_eq!(reply.status, 200, "{path}");
+        // Public, so readable by a browser-based client on any origin (as the layer's own).
+        assert_eq!(reply.header("access-control-allow-origin"), Some("*"));
         let doc = reply.json();
         // Built by the upstream from the public Host.
         assert_eq!(doc["issuer"], "http://as.example.com:4000", "{path}");

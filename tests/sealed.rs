@@ -7,6 +7,8 @@
 //! reads Redis itself; on the memory store a wrapper store alters what it hands back.
 
 mod common;
+#[path = "common/recorder.rs"]
+mod recorder;
 #[cfg(feature = "redis")]
 #[path = "common/redis_server.rs"]
 mod redis_server;
@@ -24,6 +26,8 @@ use base64::{
     Engine,
 };
 use common::*;
+use metrics_exporter_prometheus::PrometheusHandle;
+use recorder::{assert_scraped, record_on_this_thread};
 use tower_par::{
     store::{
         Charge, MemoryStore, ParStore, Record, StoreError, StoreFuture, StoreKey, StoreLimits,
@@ -42,33 +46,37 @@ fn store_key(client_id: &str, request_uri: &str) -> StoreKey {
     StoreKey::derive(ISSUER, client_id, &handle)
 }
 
-/// How many store integrity errors were logged so far.
-fn integrity_errors(logs: &Logs) -> usize {
-    logs.text()
-        .lines()
-        .filter(|line| line.contains("ERROR") && line.contains("store integrity error"))
-        .count()
-}
-
-/// Runs `refused` (a redemption that must fail) and checks that it logged one more store
-/// integrity error, with nothing of the request in it.
+/// Runs `refused` (a read of `request_uri` that must fail) and checks that it was logged as one
+/// event (the refusal's own, `tests/logging.rs`): a store integrity error at `ERROR`, with neither
+/// the handle nor a pushed value in the whole capture (SEC-06). Returns the event.
 async fn assert_logged_as_integrity_error(
     logs: &Logs,
     why: &str,
+    request_uri: &str,
     refused: impl std::future::Future<Output = ()>,
-) {
-    let before = integrity_errors(logs);
+) -> String {
+    logs.take();
     refused.await;
-    let text = logs.text();
+    let text = logs.take();
+    let events = events(&text);
     assert_eq!(
-        integrity_errors(logs),
-        before + 1,
-        "{why}: one store integrity error expected:\n{text}"
+        events.len(),
+        1,
+        "{why}: exactly one event expected:\n{text}"
     );
+    let event = events[0];
     assert!(
-        !text.contains("alice"),
-        "a pushed value was logged:\n{text}"
+        event.contains(" ERROR ") && event.contains("cause=store integrity error: "),
+        "{why}: a store integrity error expected: {event}"
     );
+    let handle = request_uri.rsplit(':').next().unwrap();
+    for secret in [handle, "alice", "bob"] {
+        assert!(
+            !text.contains(secret),
+            "{why}: {secret:?} was logged:\n{text}"
+        );
+    }
+    event.to_owned()
 }
 
 /// How a test store alters a record before handing it back (memory store wrapper).
@@ -227,34 +235,79 @@ async fn memory_server_on(
     (serve(layer.clone(), InnerMode::Echo).await, layer)
 }
 
-/// SEC: what the store hands back must open under the handle, for this key and deadline.
+/// Asserts the metrics after one round per entry of [`TAMPERS`]: two pushes, and `per_round`.
+async fn assert_counted_per_tamper(
+    layer: &ParLayer,
+    metrics: &PrometheusHandle,
+    per_round: &[(&str, f64)],
+) {
+    let rounds = TAMPERS.len() as f64;
+    let pushes = [
+        ("tower_par_pushes_total{outcome=\"created\"}", 2.0),
+        ("tower_par_push_duration_seconds_count", 2.0),
+    ];
+    let want: Vec<(&str, f64)> = pushes
+        .iter()
+        .chain(per_round)
+        .map(|(name, count)| (*name, count * rounds))
+        .collect();
+    assert_scraped(layer, metrics, &want).await;
+}
+
+/// SEC: what the store hands back must open under the handle, for this key and deadline. Each
+/// refusal is counted as a redemption refused with `invalid_request_uri`.
 #[tokio::test]
 async fn an_altered_record_from_the_memory_store_is_invalid_request_uri() {
+    let (metrics, _recording) = record_on_this_thread();
     let logs = Logs::capture();
     let store = TestStore::new();
-    let (server, _) = memory_server(&store, Consumption::Strict).await;
+    let (server, layer) = memory_server(&store, Consumption::Strict).await;
+    let mut logged = Vec::new();
     for (what, tamper) in TAMPERS {
         store.set(None);
         let other = server.push_web("login_hint=bob").await.request_uri();
         let uri = server.push_web("login_hint=alice").await.request_uri();
         store.set(Some(tamper));
-        assert_logged_as_integrity_error(&logs, what, async {
+        let event = assert_logged_as_integrity_error(&logs, what, &uri, async {
             let reply = server.redeem("web-app", &uri).await;
             // assert_error also checks that nothing redirected; the echo endpoint would say 200.
             reply.assert_error(400, "invalid_request_uri");
         })
         .await;
+        assert!(
+            event.contains("request_uri refused")
+                && event.contains("outcome=\"invalid_request_uri\""),
+            "{what}: {event}"
+        );
+        logged.push(event);
         store.set(None);
         // The untouched record of the same client still redeems.
         assert_eq!(server.redeem("web-app", &other).await.status, 200, "{what}");
     }
-    assert!(logs.text().contains("before sealing"), "{}", logs.text());
+    assert!(
+        logged.iter().any(|event| event.contains("before sealing")),
+        "{logged:#?}"
+    );
+    assert_counted_per_tamper(
+        &layer,
+        &metrics,
+        &[
+            ("tower_par_redemptions_total{outcome=\"swapped\"}", 1.0),
+            (
+                "tower_par_redemptions_total{outcome=\"invalid_request_uri\"}",
+                1.0,
+            ),
+        ],
+    )
+    .await;
 }
 
 /// Consumption at completion reads through the same open: the authorization endpoint and
-/// `ParLayer::pushed_request` (a consent page) both refuse an altered record.
+/// `ParLayer::pushed_request` (a consent page) both refuse an altered record, and the genuine
+/// record still completes once (`completed`, then `lost_race`).
 #[tokio::test]
 async fn an_altered_record_is_refused_at_completion_and_by_pushed_request() {
+    let (metrics, _recording) = record_on_this_thread();
     let logs = Logs::capture();
     let store = TestStore::new();
     let (server, par) = memory_server(&store, Consumption::at_completion()).await;
@@ -264,14 +317,14 @@ async fn an_altered_record_is_refused_at_completion_and_by_pushed_request() {
         let uri = server.push_web("login_hint=alice").await.request_uri();
         assert!(par.pushed_request("web-app", &uri).await.unwrap().is_some());
         store.set(Some(tamper));
-        assert_logged_as_integrity_error(&logs, what, async {
+        assert_logged_as_integrity_error(&logs, what, &uri, async {
             server
                 .redeem("web-app", &uri)
                 .await
                 .assert_error(400, "invalid_request_uri");
         })
         .await;
-        assert_logged_as_integrity_error(&logs, what, async {
+        let event = assert_logged_as_integrity_error(&logs, what, &uri, async {
             assert_eq!(
                 par.pushed_request("web-app", &uri).await.unwrap(),
                 None,
@@ -279,10 +332,29 @@ async fn an_altered_record_is_refused_at_completion_and_by_pushed_request() {
             );
         })
         .await;
+        assert!(
+            event.contains("pushed request not read") && event.contains("client_id=\"web-app\""),
+            "{what}: {event}"
+        );
         store.set(None);
         let pushed = par.pushed_request("web-app", &uri).await.unwrap();
         assert_eq!(pushed.unwrap().get("login_hint"), Some("alice"), "{what}");
+        assert!(par.complete("web-app", &uri).await.unwrap(), "{what}");
+        assert!(!par.complete("web-app", &uri).await.unwrap(), "{what}");
     }
+    assert_counted_per_tamper(
+        &par,
+        &metrics,
+        &[
+            (
+                "tower_par_redemptions_total{outcome=\"invalid_request_uri\"}",
+                1.0,
+            ),
+            ("tower_par_completions_total{outcome=\"completed\"}", 1.0),
+            ("tower_par_completions_total{outcome=\"lost_race\"}", 1.0),
+        ],
+    )
+    .await;
 }
 
 /// The deadline is authenticated, so the layer re-checks it after opening: a store that hands
@@ -305,18 +377,21 @@ async fn a_genuine_record_past_its_deadline_is_refused() {
             _ => Duration::from_secs(60),
         };
         clock.advance(past);
-        assert_logged_as_integrity_error(&logs, "past its deadline", async {
+        let event = assert_logged_as_integrity_error(&logs, "past its deadline", &later, async {
             server
                 .redeem("web-app", &later)
                 .await
                 .assert_error(400, "invalid_request_uri");
         })
         .await;
+        assert!(event.contains("past its deadline"), "{event}");
         if matches!(consumption, Consumption::AtCompletion { .. }) {
-            assert_eq!(par.pushed_request("web-app", &later).await.unwrap(), None);
+            assert_logged_as_integrity_error(&logs, "past its deadline", &later, async {
+                assert_eq!(par.pushed_request("web-app", &later).await.unwrap(), None);
+            })
+            .await;
         }
     }
-    assert!(logs.text().contains("past its deadline"), "{}", logs.text());
 }
 
 /// A key seals one record, ever: a push retried under a fresh handle (a partition refused it as
@@ -758,7 +833,7 @@ mod on_redis {
             let mut value = node.get(&key).await;
             alter(&mut value);
             node.set(&key, &value).await;
-            assert_logged_as_integrity_error(&logs, what, async {
+            assert_logged_as_integrity_error(&logs, what, &uri, async {
                 let reply = node.server.redeem("web-app", &uri).await;
                 reply.assert_error(400, "invalid_request_uri");
             })
@@ -784,7 +859,7 @@ mod on_redis {
         node.set(&key_a, &value_b).await;
         node.set(&key_b, &value_a).await;
         for uri in [&a, &b] {
-            assert_logged_as_integrity_error(&logs, "a swapped record", async {
+            assert_logged_as_integrity_error(&logs, "a swapped record", uri, async {
                 node.server
                     .redeem("web-app", uri)
                     .await

@@ -38,6 +38,9 @@ fn main() -> ExitCode {
         };
         // Installed before the line that tells the world the proxy is up.
         let shutdown = server::shutdown_signal();
+        if let Some(metrics) = proxy.metrics_addr() {
+            println!("metrics on http://{metrics}/metrics");
+        }
         match proxy.local_addr() {
             Ok(addr) => println!("listening on http://{addr}"),
             Err(err) => {

@@ -41,8 +41,8 @@ impl fmt::Display for DiscoveryError {
 impl std::error::Error for DiscoveryError {}
 
 /// The members a proxy merges into the upstream's discovery document: the layer's
-/// ([`ParLayer::metadata`]), with `pushed_authorization_request_endpoint` at the issuer's origin
-/// plus the PAR path, where the proxy answers it.
+/// ([`ParLayer::metadata`]), whose `pushed_authorization_request_endpoint` is the issuer's origin
+/// plus the PAR path, where the proxy answers it (or the public URL the layer was given).
 ///
 /// ```
 /// use tower_par::{proxy, ParLayer, StaticClients};
@@ -58,14 +58,7 @@ impl std::error::Error for DiscoveryError {}
 /// ```
 #[must_use]
 pub fn par_members(layer: &ParLayer) -> Map<String, Value> {
-    let config = layer.config();
-    let mut members = layer.metadata();
-    let (origin, _) = origin_and_host(&config.issuer);
-    members.insert(
-        "pushed_authorization_request_endpoint".into(),
-        Value::String(format!("{origin}{}", config.par_path)),
-    );
-    members
+    layer.metadata()
 }
 
 /// The origin (`scheme://host[:port]`) and the host (`host[:port]`) of an http(s) URL.
@@ -252,6 +245,8 @@ pub(crate) async fn merged(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json; charset=utf-8"),
     );
+    // Public: a browser-based client on any origin reads it, as the layer's own documents.
+    crate::cors::allow_any_origin(response.headers_mut());
     if let Some(cache) = parts.headers.get(header::CACHE_CONTROL) {
         response
             .headers_mut()

@@ -44,8 +44,8 @@ const ONE_TRY: Duration = Duration::from_secs(5);
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ProxyFlags {
-    /// `--listen` (default 127.0.0.1:4000), `--clients`, `--issuer`, `--lifetime`, `--capacity`,
-    /// `--store`, `--consume`, `--require-par`.
+    /// `--listen` (default 127.0.0.1:4000) and the other flags par-proxy shares with par_server
+    /// (`--clients`, `--issuer`, `--store`, `--metrics`, …: [`CommonFlags::USAGE`]).
     pub common: CommonFlags,
     /// `--upstream URL`: the existing server's origin.
     pub upstream: String,
@@ -60,11 +60,15 @@ pub struct ProxyFlags {
 }
 
 impl ProxyFlags {
-    /// The usage text.
-    pub const USAGE: &'static str = "usage: par-proxy --upstream URL --issuer URL --clients PATH \
-[--listen ADDR] [--par-path PATH] [--authorize-path PATH] [--upstream-timeout SECS] \
-[--upstream-ca PATH] [--lifetime SECS] [--capacity N] [--store memory|redis://HOST:PORT/] \
-[--consume strict|completion] [--require-par]";
+    /// The usage text: the upstream flags, then [`CommonFlags::USAGE`].
+    #[must_use]
+    pub fn usage() -> String {
+        format!(
+            "usage: par-proxy --upstream URL --issuer URL --clients PATH [--par-path PATH] \
+[--authorize-path PATH] [--upstream-timeout SECS] [--upstream-ca PATH] {}",
+            CommonFlags::USAGE
+        )
+    }
 
     /// Reads the command line (without the program name).
     ///
@@ -73,7 +77,7 @@ impl ProxyFlags {
     /// An unknown flag, a flag without its value, a value that cannot be used, or a required
     /// flag (`--upstream`, `--issuer`, `--clients`) missing. The message ends with the usage.
     pub fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, FlagError> {
-        let with_usage = |message: String| FlagError::new(format!("{message}\n{}", Self::USAGE));
+        let with_usage = |message: String| FlagError::new(format!("{message}\n{}", Self::usage()));
         let mut common = CommonFlags::new(SocketAddr::from(([127, 0, 0, 1], 4000)));
         let mut upstream = None;
         let mut par_path = "/par".to_owned();
@@ -88,7 +92,7 @@ impl ProxyFlags {
                 continue;
             }
             if flag == "--help" || flag == "-h" {
-                return Err(FlagError::new(Self::USAGE));
+                return Err(FlagError::new(Self::usage()));
             }
             if !matches!(
                 flag.as_str(),
@@ -150,8 +154,8 @@ impl ProxyFlags {
     }
 
     /// Loads the clients, reads the upstream's discovery document (retrying for up to 30 s when
-    /// `--authorize-path` is not given, since its path comes from there), builds the layer and
-    /// binds `--listen`.
+    /// `--authorize-path` is not given, since its path comes from there), builds the layer,
+    /// binds `--listen` and, with `--metrics`, starts the `/metrics` listener.
     ///
     /// # Errors
     ///
@@ -246,10 +250,13 @@ impl ProxyFlags {
             .build()
             .map_err(|e| FlagError::new(e.to_string()))?;
         let forward = forward.merge_discovery(&layer);
+        let metrics = common.start_metrics(&layer).await?;
         Ok(Proxy {
             listener,
             layer,
             forward,
+            config: common.serve_config(),
+            metrics,
         })
     }
 }
@@ -296,6 +303,8 @@ pub struct Proxy {
     listener: TcpListener,
     layer: ParLayer,
     forward: Forward<RequestBody<Incoming>>,
+    config: ServeConfig,
+    metrics: Option<SocketAddr>,
 }
 
 impl Proxy {
@@ -308,6 +317,11 @@ impl Proxy {
         self.listener.local_addr()
     }
 
+    /// Where `/metrics` is served, when `--metrics` was given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+    }
+
     /// Serves until `shutdown` resolves (see [`server::serve_with`]).
     ///
     /// # Errors
@@ -318,11 +332,13 @@ impl Proxy {
             listener,
             layer,
             forward,
+            config,
+            metrics: _,
         } = self;
         server::serve_with(
             listener,
             move |peer| layer.layer(forward.for_peer(peer)),
-            ServeConfig::default(),
+            config,
             shutdown,
         )
         .await

@@ -99,13 +99,16 @@ pub struct CommonFlags {
     /// `--header-read-timeout SECS`: how long a request head may take to arrive (default 10;
     /// [`ServeConfig::header_read_timeout`]).
     pub header_read_timeout: Duration,
+    /// `--metrics ADDR`: serve `/metrics` in the Prometheus text format on this address (feature
+    /// `prometheus`; [`CommonFlags::start_metrics`]). Default: no metrics endpoint.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl CommonFlags {
     /// The usage text of the common flags.
     pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
 [--lifetime SECS] [--capacity N] [--max-stored-bytes N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par] \
-[--body-timeout SECS] [--header-read-timeout SECS]";
+[--body-timeout SECS] [--header-read-timeout SECS] [--metrics ADDR]";
 
     /// The defaults, listening on `listen`.
     #[must_use]
@@ -122,6 +125,7 @@ impl CommonFlags {
             require_par: false,
             body_timeout: ParLayerBuilder::DEFAULT_BODY_TIMEOUT,
             header_read_timeout: ServeConfig::DEFAULT_HEADER_READ_TIMEOUT,
+            metrics: None,
         }
     }
 
@@ -141,7 +145,7 @@ impl CommonFlags {
             self.require_par = true;
             return Ok(true);
         }
-        const WITH_VALUE: [&str; 10] = [
+        const WITH_VALUE: [&str; 11] = [
             "--listen",
             "--clients",
             "--issuer",
@@ -152,6 +156,7 @@ impl CommonFlags {
             "--consume",
             "--body-timeout",
             "--header-read-timeout",
+            "--metrics",
         ];
         if !WITH_VALUE.contains(&flag) {
             return Ok(false);
@@ -209,6 +214,13 @@ impl CommonFlags {
             }
             "--header-read-timeout" => {
                 self.header_read_timeout = positive_seconds(&value).ok_or_else(|| bad(SECONDS))?;
+            }
+            "--metrics" => {
+                self.metrics = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("not an address like 127.0.0.1:9100"))?,
+                );
             }
             _ => unreachable!("every flag of WITH_VALUE is matched"),
         }
@@ -332,6 +344,69 @@ impl CommonFlags {
             .require_par(self.require_par)
             .consumption(self.consume)
             .body_timeout(self.body_timeout))
+    }
+}
+
+impl CommonFlags {
+    /// With `--metrics ADDR`: installs the Prometheus recorder (see
+    /// [`install_prometheus_recorder`](super::install_prometheus_recorder)), binds `ADDR` and
+    /// serves `/metrics` there for `layer` on a Tokio task, and returns the bound address (the
+    /// real port, also for `127.0.0.1:0`). Without the flag: `Ok(None)`, nothing installed.
+    ///
+    /// ```no_run
+    /// use tower_par::{server::CommonFlags, ParLayer, StaticClients};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut flags = CommonFlags::new("127.0.0.1:3000".parse()?);
+    /// flags.parse_flag("--metrics", &mut ["127.0.0.1:9100".to_owned()].into_iter())?;
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .build()?;
+    /// if let Some(addr) = flags.start_metrics(&par).await? {
+    ///     println!("metrics on http://{addr}/metrics");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound, another `metrics` recorder is installed, or this build has
+    /// no Prometheus support (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub async fn start_metrics(&self, layer: &ParLayer) -> Result<Option<SocketAddr>, FlagError> {
+        let Some(addr) = self.metrics else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| FlagError(format!("--metrics: cannot listen on {addr}: {err}")))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let handle = super::install_prometheus_recorder()?;
+        tokio::spawn(super::serve_metrics(
+            listener,
+            layer.clone(),
+            handle,
+            std::future::pending(),
+        ));
+        Ok(Some(bound))
+    }
+
+    /// Without the `prometheus` feature, `--metrics` cannot be served.
+    ///
+    /// # Errors
+    ///
+    /// `--metrics` was given.
+    #[cfg(not(feature = "prometheus"))]
+    #[allow(clippy::unused_async)]
+    pub async fn start_metrics(&self, layer: &ParLayer) -> Result<Option<SocketAddr>, FlagError> {
+        let _ = layer;
+        match self.metrics {
+            None => Ok(None),
+            Some(addr) => Err(FlagError(format!(
+                "--metrics {addr}: this build has no Prometheus support (feature `prometheus`)"
+            ))),
+        }
     }
 }
 

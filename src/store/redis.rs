@@ -768,6 +768,22 @@ impl ParStore for RedisStore {
             }
         })
     }
+
+    /// The members of every shard's `live` set alive at `now` (`ZCOUNT`, one shard at a time,
+    /// so that no command crosses a slot): pushed requests and remembered JWT ids.
+    fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        let after_now = format!("({}", unix_millis(now));
+        let mut conn = self.conn.clone();
+        Box::pin(async move {
+            let mut alive = 0u64;
+            for shard in self.shards.iter() {
+                let mut zcount = ::redis::cmd("ZCOUNT");
+                zcount.arg(&shard.live).arg(&after_now).arg("+inf");
+                alive += run(self.op_timeout, zcount.query_async::<u64>(&mut conn)).await?;
+            }
+            Ok(Some(alive))
+        })
+    }
 }
 
 #[cfg(test)]

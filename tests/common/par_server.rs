@@ -64,6 +64,8 @@ fn newest_mtime(path: &Path) -> SystemTime {
 pub struct Node {
     pub child: Child,
     pub base: String,
+    /// The `/metrics` URL it printed (`--metrics ADDR`).
+    pub metrics: Option<String>,
 }
 
 impl Drop for Node {
@@ -93,15 +95,24 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         // A thread, so that a silent server cannot block the test past the timeout.
         std::thread::spawn(move || {
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                // Printed before "listening on".
+                if let Some(url) = line.strip_prefix("metrics on ") {
+                    metrics = Some(url.trim().to_owned());
+                }
                 if let Some(base) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(base.trim().to_owned());
+                    let _ = tx.send((base.trim().to_owned(), metrics.take()));
                 }
             }
         });
         match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(base) => Self { child, base },
+            Ok((base, metrics)) => Self {
+                child,
+                base,
+                metrics,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
