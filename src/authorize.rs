@@ -26,8 +26,8 @@ use crate::{
     params::{self, PushedAuthorizationRequest},
     payload,
     push::{self, REQUEST_URI_PREFIX},
-    read_request,
-    store::{Record, StoreError, StoreKey},
+    read_request, seal,
+    store::{StoreError, StoreKey},
     trace, BoxError,
 };
 
@@ -216,7 +216,8 @@ struct Redeemed {
     client: Arc<crate::Client>,
     request_uri: String,
     key: StoreKey,
-    record: Record,
+    /// The opened payload (`crate::payload`).
+    payload: Bytes,
 }
 
 /// Reads `client_id` and `request_uri` from the query and the form body of a POST, applies
@@ -291,12 +292,20 @@ async fn take(
         Consumption::AtCompletion { window } => config.store.open(key, now, window).await,
     };
     match found {
-        Ok(Some(record)) => Ok(Redeemed {
-            client,
-            request_uri: request_uri.to_owned(),
-            key,
-            record,
-        }),
+        // One open for every reader (`seal::open_stored`): a record that does not open is the
+        // store's failure, one ERROR event with its cause, and still the client's 400.
+        Ok(Some(record)) => match seal::open_stored(config, &handle, &key, &record, now) {
+            Ok(payload) => Ok(Redeemed {
+                client,
+                request_uri: request_uri.to_owned(),
+                key,
+                payload,
+            }),
+            Err(err) => Err((
+                OAuthError::invalid_request_uri("request_uri is invalid").failure(err),
+                Some(client),
+            )),
+        },
         Ok(None) => Err((
             OAuthError::invalid_request_uri("request_uri is invalid, expired, or was already used"),
             Some(client),
@@ -413,17 +422,18 @@ fn swap<B>(
         client,
         request_uri,
         key,
-        record,
+        payload,
     } = redeemed;
     // The payload is the layer's compact form (`crate::payload`): the canonical query is written
     // from it here, once; the extension decodes it again only if the inner service reads it.
-    let payload = record.payload();
-    let pairs = match payload::decode(payload) {
+    let pairs = match payload::decode(&payload) {
         Ok(pairs) => pairs,
         Err(err) => {
             return Err((
                 OAuthError::invalid_request_uri("request_uri is invalid")
-                    .failure(format_args!("a stored pushed request is corrupt: {err}")),
+                    .failure(format_args!(
+                        "store integrity error: a stored pushed request opened but does not decode: {err}"
+                    )),
                 Some(client),
             ));
         }
@@ -486,7 +496,7 @@ fn swap<B>(
     parts.extensions.insert(PushedAuthorizationRequest::new(
         client.client_id().to_owned(),
         request_uri,
-        payload.clone(),
+        payload,
         complete_in_uri || is_post,
     ));
     parts.extensions.remove::<Completion>();

@@ -4,7 +4,7 @@
 use crate::{
     authorize::parse_handle,
     layer::{Config, Consumption},
-    outcome,
+    outcome, seal,
     store::{StoreError, StoreKey},
     ParLayer, PushedAuthorizationRequest,
 };
@@ -54,11 +54,12 @@ impl ParLayer {
     /// [`ParLayer::complete`]. Like a reload of the authorization endpoint, it starts the
     /// completion window if the request was not opened yet.
     ///
-    /// `None` when the request is unknown, completed, past its window, another client's, or the
-    /// layer consumes strictly ([`Consumption::Strict`]: the request was consumed at the
-    /// authorization endpoint). The parameters are those pushed and validated at the PAR
-    /// endpoint; the page must still check what its authorization endpoint checks (the user's
-    /// session, a CSRF token).
+    /// `None` when the request is unknown, completed, past its window, another client's, when
+    /// what the store holds does not open under the `request_uri` (altered, moved, written by
+    /// another version: logged as a store integrity error), or when the layer consumes strictly
+    /// ([`Consumption::Strict`]: the request was consumed at the authorization endpoint). The
+    /// parameters are those pushed and validated at the PAR endpoint; the page must still check
+    /// what its authorization endpoint checks (the user's session, a CSRF token).
     ///
     /// # Errors
     /// The store could not be reached.
@@ -71,18 +72,26 @@ impl ParLayer {
         let Consumption::AtCompletion { window } = config.consumption else {
             return Ok(None);
         };
-        let Some(key) = key(config, client_id, request_uri) else {
+        let Some(handle) = parse_handle(request_uri) else {
             return Ok(None);
         };
-        let record = config.store.open(key, config.clock.now(), window).await?;
-        Ok(record.map(|record| {
-            PushedAuthorizationRequest::new(
+        let key = StoreKey::derive(&config.issuer, client_id, &handle);
+        let now = config.clock.now();
+        let Some(record) = config.store.open(key, now, window).await? else {
+            return Ok(None);
+        };
+        match seal::open_stored(config, &handle, &key, &record, now) {
+            Ok(payload) => Ok(Some(PushedAuthorizationRequest::new(
                 client_id.to_owned(),
                 request_uri.to_owned(),
-                record.payload().clone(),
+                payload,
                 false,
-            )
-        }))
+            ))),
+            Err(err) => {
+                outcome::unreadable(client_id, &err);
+                Ok(None)
+            }
+        }
     }
 }
 

@@ -39,7 +39,8 @@ pub struct OAuthError {
 /// event, whatever failed underneath.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Incident {
-    /// `error` (a failure: the store, the registry, the RNG) or `warn` (a limit was reached).
+    /// `error` (a failure: the store, the registry, the RNG, a stored record that does not open)
+    /// or `warn` (a limit was reached).
     pub(crate) failure: bool,
     /// The cause, for the operator; never a secret, a handle or a pushed value.
     pub(crate) cause: Cow<'static, str>,

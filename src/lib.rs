@@ -123,6 +123,7 @@ mod payload;
 pub mod proxy;
 mod push;
 mod read_request;
+mod seal;
 #[cfg(feature = "server")]
 pub mod server;
 mod service;

@@ -106,6 +106,17 @@ pub(crate) fn authorize_refused(err: &OAuthError) {
     refusal_event!("tower_par::authorize", "authorization request refused", err);
 }
 
+/// A stored request that [`ParLayer::pushed_request`](crate::ParLayer::pushed_request) could not
+/// read: the store's failure (`crate::seal`), one `error` event. Not a redemption, not counted.
+pub(crate) fn unreadable(client_id: &str, cause: &crate::seal::IntegrityError) {
+    tracing::error!(
+        target: "tower_par::authorize",
+        client_id,
+        cause = %cause,
+        "pushed request not read"
+    );
+}
+
 /// The store's decision on a completion ([`Consumption::AtCompletion`](crate::Consumption)):
 /// `completed`, `lost_race` (another flow completed first, or the window is over), or
 /// `temporarily_unavailable` (the store failed). `client_id` is labelled (when the host asked

@@ -1,7 +1,12 @@
 //! The PAR endpoint (RFC 9126 §2): method and size checks, strict form decoding, client
 //! authentication, validation as the authorization endpoint would do it, storage, `201`.
 
-use std::{cell::RefCell, fmt::Write as _, sync::Arc, time::Duration};
+use std::{
+    cell::RefCell,
+    fmt::Write as _,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use bytes::Bytes;
@@ -17,8 +22,8 @@ use crate::{
     layer::{Config, PkceRequirement},
     outcome::{self, PushClock, Rejection},
     params::{self, FormError, Pair},
-    payload, read_request,
-    store::{Record, StoreError, StoreKey},
+    payload, read_request, seal,
+    store::{unix_millis, Record, StoreError, StoreKey},
     trace, BoxError,
 };
 
@@ -167,11 +172,9 @@ async fn store_request(
     let mut pairs = pushed.pairs;
     // VAL-08: credentials authenticate the push; they are never part of the stored request.
     pairs.retain(|(name, _)| !CREDENTIAL_PARAMS.contains(&name.as_ref()));
-    let record = Record::new(
-        now + Duration::from_secs(expires_in),
-        payload::encode(&pairs),
-    );
-    let handle = store_under_fresh_handle(config, client, record, now).await?;
+    let payload = payload::encode(&pairs);
+    let expires_at = now + Duration::from_secs(expires_in);
+    let handle = store_under_fresh_handle(config, client, &payload, expires_at, now).await?;
     trace::record_handle(&handle);
     trace::record_expires_in(expires_in);
 
@@ -256,20 +259,24 @@ fn fresh_handle() -> Result<[u8; 32], getrandom::Error> {
     })
 }
 
-/// Stores `record` under a fresh handle, charged to the client's share (and the public
-/// clients' share), and returns the handle.
+/// Stores `payload` under a fresh handle, sealed under that handle's key
+/// ([`seal`](crate::seal)), charged to the client's share (and the public clients' share), and
+/// returns the handle.
 ///
 /// A partitioned store decides a put within the partition of its key, so a full partition may
 /// not mean a full store: the push then tries a fresh handle, at most `config.put_attempts` times
-/// in all. A share's refusal is not retried: the client is at (or within a few percent of) its
-/// share, and a flooding client must not make each refused push cost the store several puts.
+/// in all, and seals again under the new handle's key (a key seals one record, ever). A share's
+/// refusal is not retried: the client is at (or within a few percent of) its share, and a
+/// flooding client must not make each refused push cost the store several puts.
 async fn store_under_fresh_handle(
     config: &Config,
     client: &Client,
-    record: Record,
-    now: std::time::SystemTime,
+    payload: &[u8],
+    expires_at: SystemTime,
+    now: SystemTime,
 ) -> Result<[u8; 32], OAuthError> {
     let charge = config.shares.charge(&config.issuer, client);
+    let expires_at_ms = unix_millis(expires_at);
     let mut attempts_left = config.put_attempts;
     loop {
         let handle = fresh_handle().map_err(|err| {
@@ -278,8 +285,12 @@ async fn store_under_fresh_handle(
             ))
         })?;
         let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
+        let record = Record::new(
+            expires_at,
+            seal::seal(&handle, &key, expires_at_ms, payload),
+        );
         attempts_left -= 1;
-        match config.store.put(key, record.clone(), charge, now).await {
+        match config.store.put(key, record, charge, now).await {
             Ok(()) => return Ok(handle),
             Err(StoreError::Full) if attempts_left > 0 => {}
             Err(err) => return Err(store_error(&err)),

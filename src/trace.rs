@@ -20,7 +20,8 @@
 //! completed` / `… not completed` when a request is consumed at completion. A refusal is `INFO`
 //! with its `error` and `reason` (the `error_description` the client got), `WARN` when a limit
 //! of the server was reached (the store or a client's share is full), `ERROR` when the server
-//! failed (the store, the client registry, the random number generator), with the `cause`.
+//! failed (the store, the client registry, the random number generator, a stored request that
+//! does not open: `store integrity error`, `crate::seal`), with the `cause`.
 //!
 //! Never logged: client secrets, client assertions, DPoP proofs, live `request_uri`s (only their
 //! fingerprints), pushed parameter values (RFC 9126 §8).

@@ -178,6 +178,37 @@ async fn an_error_response_completes_too<S: ParStore>(store: S) {
         .assert_error(400, "invalid_request_uri");
 }
 
+/// Issue 12: a sealed record is opened again on every reload and by `pushed_request` (the store
+/// keeps the sealed bytes; each open decrypts them, none re-seals), and still completes whole.
+async fn a_sealed_record_opens_three_times_then_completes<S: ParStore>(store: S) {
+    let clock = ManualClock::new();
+    let par = builder(&clock)
+        .store(store)
+        .consumption(Consumption::AtCompletion { window: WINDOW })
+        .build()
+        .unwrap();
+    let server = serve(par.clone(), InnerMode::Login).await;
+    let uri = server
+        .push_web("login_hint=alice%40example.org")
+        .await
+        .request_uri();
+    assert_login_redirect(&server.redeem("web-app", &uri).await); // open 1
+    let pushed = par.pushed_request("web-app", &uri).await.unwrap(); // open 2
+    let pushed = pushed.expect("the pushed request, opened again");
+    assert_eq!(pushed.get("login_hint"), Some("alice@example.org"));
+    assert_eq!(pushed.get("state"), Some("xyz"));
+    clock.advance(Duration::from_secs(90)); // past expires_in, within the window
+    assert_login_redirect(&server.redeem("web-app", &uri).await); // open 3
+    let done = server.redeem_signed_in("web-app", &uri).await; // open 4, then completion
+    assert_code_redirect(&done);
+    assert!(done.header("location").unwrap().ends_with("&state=xyz"));
+    server
+        .redeem_signed_in("web-app", &uri)
+        .await
+        .assert_error(400, "invalid_request_uri");
+    assert_eq!(par.pushed_request("web-app", &uri).await.unwrap(), None);
+}
+
 /// Issue 16.5: any redirect to the pushed `redirect_uri` is the authorization response and
 /// completes, whatever it carries; each of these redeemed again and again before.
 async fn any_redirect_to_the_redirect_uri_completes<S: ParStore>(store: impl Fn() -> S) {
@@ -252,6 +283,11 @@ mod memory {
     #[tokio::test]
     async fn any_redirect_to_the_redirect_uri_completes() {
         super::any_redirect_to_the_redirect_uri_completes(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_sealed_record_opens_three_times_then_completes() {
+        super::a_sealed_record_opens_three_times_then_completes(store()).await;
     }
 }
 
@@ -335,6 +371,12 @@ mod redis {
     async fn an_error_response_completes_too() {
         let (_server, store, _) = store().await;
         super::an_error_response_completes_too(store).await;
+    }
+
+    #[tokio::test]
+    async fn a_sealed_record_opens_three_times_then_completes() {
+        let (_server, store, _) = store().await;
+        super::a_sealed_record_opens_three_times_then_completes(store).await;
     }
 
     /// Redis still holds the record (its TTL runs in real time), yet a handle is dead once the

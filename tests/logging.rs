@@ -17,21 +17,6 @@ use tower_par::{
     ManualClock, MemoryStore,
 };
 
-/// The lines of the layer's events (targets `tower_par::…`) in captured log text.
-fn events(text: &str) -> Vec<&str> {
-    text.lines()
-        .filter(|line| line.contains(" tower_par::"))
-        .collect()
-}
-
-/// The one event a request produced, checked to be the only one.
-#[track_caller]
-fn only_event(text: &str) -> &str {
-    let events = events(text);
-    assert_eq!(events.len(), 1, "exactly one event per refusal:\n{text}");
-    events[0]
-}
-
 const UNKNOWN_HANDLE: &str =
     "urn:ietf:params:oauth:request_uri:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
 

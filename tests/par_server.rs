@@ -252,7 +252,9 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget() {
     /// Beyond the stored weights: the in-flight bodies of the pushing connections, the
     /// allocator's arenas that keep freed transient buffers, the runtime and the binary's pages.
     const OVERHEAD: u64 = 64 << 20;
-    let node = Node::start(&par_server_binary(), &[]);
+    // The longest lifetime: no record may expire (and give its share back) mid-flood, which in a
+    // debug build, where sealing 1 MiB takes a third of a second, lasts minutes.
+    let node = Node::start(&par_server_binary(), &["--lifetime", "600"]);
     let pid = node.child.id();
     let before = rss_bytes(pid);
 

@@ -213,7 +213,11 @@ async fn a_flood_of_1_mib_pushes_stays_within_the_byte_budget_on_redis() {
     const OVERHEAD: u64 = 16 << 20;
     let redis = RedisServer::start();
     let url = redis.url();
-    let node = Node::start(&par_server_binary(), &["--store", url.as_str()]);
+    // As in tests/par_server.rs: no record may expire mid-flood (a debug build seals slowly).
+    let node = Node::start(
+        &par_server_binary(),
+        &["--store", url.as_str(), "--lifetime", "600"],
+    );
     let before = used_memory(&redis).await;
 
     let started = std::time::Instant::now();

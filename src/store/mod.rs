@@ -46,6 +46,12 @@
 //! sees a live `request_uri` or a secret, and a key derived for one client can never address a
 //! record pushed by another, so a wrong `client_id` cannot burn someone else's handle.
 //!
+//! Payloads are sealed by the layer before they reach a store (AES-256-GCM under a key
+//! derived from the handle, bound to the store key and the deadline), so a store never holds a
+//! readable pushed parameter either: a dump, a replica or a backup reveals nothing without the
+//! live `request_uri`, and a record altered or moved to another key fails to open, which the
+//! layer answers with `invalid_request_uri`. Stores treat payloads as opaque bytes.
+//!
 //! Time is always passed in (`now`), so every backend is tested to the millisecond without
 //! sleeping, and the layer's clock is the single source of truth.
 //!
@@ -481,10 +487,12 @@ impl Charge {
     }
 }
 
-/// A stored pushed request: its deadline and its parameters, as the layer encoded them.
+/// A stored pushed request: its deadline and its parameters, as the layer sealed them.
 ///
-/// The payload is opaque to stores; [`Record::to_bytes`] and [`Record::from_bytes`] give byte
-/// backends a stable encoding. Cloning is cheap (reference counted).
+/// The payload is opaque to stores: ciphertext that only the live `request_uri` opens. The
+/// deadline stays in clear, for the store to judge liveness, and the seal authenticates it.
+/// [`Record::to_bytes`] and [`Record::from_bytes`] give byte backends a stable encoding. Cloning
+/// is cheap (reference counted).
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};

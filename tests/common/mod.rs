@@ -573,3 +573,18 @@ impl Drop for Logs {
         THIS_THREADS_LOGS.with_borrow_mut(Vec::clear);
     }
 }
+
+/// The lines of the layer's events (targets `tower_par::…`) in captured log text.
+pub fn events(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|line| line.contains(" tower_par::"))
+        .collect()
+}
+
+/// The one event a request produced, checked to be the only one.
+#[track_caller]
+pub fn only_event(text: &str) -> &str {
+    let events = events(text);
+    assert_eq!(events.len(), 1, "exactly one event per refusal:\n{text}");
+    events[0]
+}
