@@ -8,8 +8,9 @@
 //!   shutdown that lets requests in flight finish.
 //! * [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 //! * [`CommonFlags`]: the command-line flags the reference binaries share (`--listen`,
-//!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--store`, `--consume`,
-//!   `--require-par`, `--body-timeout`, `--header-read-timeout`), and the listener, store,
+//!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--max-stored-bytes`, `--store`,
+//!   `--redis-wait-replicas`, `--consume`, `--require-par`, `--body-timeout`,
+//!   `--header-read-timeout`), and the listener, store,
 //!   layer builder and serving settings they describe.
 //!
 //! ```no_run
