@@ -28,6 +28,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// With TLS: the CA certificate (PEM) that signed the server's certificate.
     tls_ca: Option<Vec<u8>>,
+    /// More `redis-server` arguments, given on every (re)start.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -37,17 +39,23 @@ impl RedisServer {
     ///
     /// When `redis-server` is missing or does not come up: a test needing Redis fails loudly.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, &[])
+    }
+
+    /// Like [`RedisServer::start`], with more `redis-server` arguments; `{port}` and `{dir}` in
+    /// them become the server's port and directory.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_with(false, args)
     }
 
     /// Like [`RedisServer::start`], but the server speaks only TLS, with a certificate for
     /// `127.0.0.1` from a throwaway CA (made with the `openssl` command; see
     /// [`RedisServer::tls_ca_pem`]).
     pub fn start_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(tls: bool) -> Self {
+    fn start_with(tls: bool, args: &[&str]) -> Self {
         let binary = find_binary();
         // Another process can grab the port between our probe and the server's bind; retry
         // with a new port in that case.
@@ -56,12 +64,20 @@ impl RedisServer {
             let port = free_port();
             let dir =
                 env::temp_dir().join(format!("tower-par-redis-{}-{port}", std::process::id()));
+            let extra_args = args
+                .iter()
+                .map(|arg| {
+                    arg.replace("{port}", &port.to_string())
+                        .replace("{dir}", &dir.display().to_string())
+                })
+                .collect();
             let mut server = Self {
                 binary: binary.clone(),
                 port,
                 dir,
                 child: None,
                 tls_ca: None,
+                extra_args,
             };
             if tls {
                 if let Err(e) = server.make_certificates() {
@@ -106,6 +122,26 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): it keeps its connections but answers nothing, like a host
+    /// that stalls.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`RedisServer::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server runs");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
     /// Starts the server again on the same port, after [`RedisServer::stop`].
     ///
     /// # Panics
@@ -146,6 +182,7 @@ impl RedisServer {
             command.args(["--port", &port]);
         }
         let mut child = command
+            .args(&self.extra_args)
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -263,7 +300,7 @@ impl Drop for RedisServer {
 }
 
 /// `$REDIS_SERVER`, else `redis-server` on `PATH`, else Debian's location.
-fn find_binary() -> PathBuf {
+pub fn find_binary() -> PathBuf {
     if let Some(path) = env::var_os("REDIS_SERVER") {
         return PathBuf::from(path);
     }
@@ -286,7 +323,7 @@ fn find_binary() -> PathBuf {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
