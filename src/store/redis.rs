@@ -87,7 +87,8 @@ do
   if needed > 0 then
     local online = 0
     local info = redis.call('INFO', 'replication')
-    for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%d+)') do
+    -- Redis may print lag=-1 (an acknowledgement newer than its cached clock): fresh too.
+    for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%-?%d+)') do
       if tonumber(lag) <= 3 then online = online + 1 end
     end
     if online < needed then
