@@ -22,7 +22,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use redis_cluster::RedisCluster;
+use redis_cluster::{shard_of, RedisCluster};
 use tower_par::store::{
     test_suite, Charge, ParStore, Record, RedisStore, RedisStoreConfig, Share, StoreError, StoreKey,
 };
@@ -50,12 +50,6 @@ async fn store(config: RedisStoreConfig) -> RedisStore {
 
 fn key(n: u32) -> StoreKey {
     StoreKey::derive("https://as.example.com", "client", &n.to_be_bytes())
-}
-
-/// The shard (of 16) of a key, as `RedisStore`'s docs lay it out.
-fn shard_of(key: &StoreKey) -> u32 {
-    let d = key.as_bytes();
-    u32::from_be_bytes([d[28], d[29], d[30], d[31]]) % 16
 }
 
 fn later(now: SystemTime) -> Record {
@@ -102,27 +96,6 @@ async fn shared_test_suite_on_a_cluster() {
     test_suite::check_remember(make().await).await;
 }
 
-/// Where the store's keys live: shard → the port of the master holding its books, read from
-/// each master's keys (`{<prefix>:<shard>:<salt>}:usage`).
-fn shard_masters(cluster: &RedisCluster, prefix: &str) -> HashMap<u32, usize> {
-    let mut placed = HashMap::new();
-    for master in cluster.masters() {
-        let pattern = format!("{{{prefix}:*}}:usage");
-        for name in cluster.cli(master, &["KEYS", &pattern]).lines() {
-            let shard = name
-                .strip_prefix(&format!("{{{prefix}:"))
-                .and_then(|rest| rest.split(':').next())
-                .and_then(|shard| shard.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected key {name}"));
-            assert!(
-                placed.insert(shard, master).is_none(),
-                "shard {shard} on two masters"
-            );
-        }
-    }
-    placed
-}
-
 /// Fills every shard of a 16-shard store with a record.
 async fn touch_every_shard(s: &RedisStore, now: SystemTime) -> Vec<StoreKey> {
     let mut seen = HashSet::new();
@@ -148,7 +121,7 @@ async fn shards_spread_evenly_over_the_masters() {
     let prefix = fresh_prefix();
     let s = store(config(&cluster, &prefix)).await;
     touch_every_shard(&s, SystemTime::now()).await;
-    let placed = shard_masters(&cluster, &prefix);
+    let placed = cluster.shard_masters(&prefix);
     assert_eq!(placed.len(), 16, "{placed:?}");
     let mut per_master: HashMap<usize, u32> = HashMap::new();
     for master in placed.values() {
@@ -272,7 +245,7 @@ async fn a_dead_master_fails_its_shards_closed_until_its_replica_takes_over() {
     let plain = store(config(&cluster, &prefix)).await;
     let now = SystemTime::now();
     let first = touch_every_shard(&s, now).await;
-    let placed = shard_masters(&cluster, &prefix);
+    let placed = cluster.shard_masters(&prefix);
     let confirmed: Vec<StoreKey> = (10_000..10_400).map(key).collect();
     for k in &confirmed {
         s.put(*k, later(now), free(), now).await.unwrap();

@@ -9,11 +9,14 @@
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     process::Command,
     thread,
     time::{Duration, Instant},
 };
+
+use tower_par::store::StoreKey;
 
 use super::redis_server::{find_binary, free_port, RedisServer};
 
@@ -157,6 +160,27 @@ impl RedisCluster {
             .trim()
             .parse()
             .expect("CLUSTER KEYSLOT answers a number")
+    }
+
+    /// Where a `RedisStore` with `prefix` keeps its shards: shard → the index of the master
+    /// holding its books (`{<prefix>:<shard>:<salt>}:usage`), for every shard that has any.
+    pub fn shard_masters(&self, prefix: &str) -> HashMap<u32, usize> {
+        let mut placed = HashMap::new();
+        for master in self.masters() {
+            let pattern = format!("{{{prefix}:*}}:usage");
+            for name in self.cli(master, &["KEYS", &pattern]).lines() {
+                let shard = name
+                    .strip_prefix(&format!("{{{prefix}:"))
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|shard| shard.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected key {name}"));
+                assert!(
+                    placed.insert(shard, master).is_none(),
+                    "shard {shard} on two masters"
+                );
+            }
+        }
+        placed
     }
 
     /// Kills the node at `index` with SIGKILL (no shutdown, no last words).
@@ -308,4 +332,11 @@ fn parse_member(line: &str) -> Option<Member> {
         master_id: (fields[3] != "-").then(|| fields[3].to_owned()),
         slots,
     })
+}
+
+/// The shard (of 16, the default) of a store key, as `RedisStore`'s docs lay it out: the
+/// digest's last four bytes, modulo the shard count.
+pub fn shard_of(key: &StoreKey) -> u32 {
+    let d = key.as_bytes();
+    u32::from_be_bytes([d[28], d[29], d[30], d[31]]) % 16
 }
