@@ -388,7 +388,8 @@ impl RedisStoreConfig {
     /// write, on the same connection, with a third of [`RedisStoreConfig::op_timeout`] as the
     /// timeout. A write the replicas did not confirm in time fails with
     /// [`StoreError::Unavailable`]: a push is then refused (its record is deleted), a redemption
-    /// or completion hands out nothing.
+    /// or completion hands out nothing. With fewer replicas online, every operation is refused
+    /// before it writes.
     #[must_use]
     pub fn wait_replicas(mut self, replicas: u32) -> Self {
         self.wait_replicas = replicas;
@@ -692,6 +693,15 @@ impl ConnectionLike for Connection {
 ///   whose removal was not confirmed may come back after a failover; it can then be redeemed
 ///   once more, which is its first and only redemption, because the earlier one produced none.
 ///
+/// A take that `WAIT` then fails has removed its record all the same. So that this stays a
+/// race and not the rule, every script first counts the replicas the master lists as online
+/// and acknowledging (within the last 3 s, from `INFO replication`) and, with fewer than N,
+/// refuses before writing anything (`NOREPLICAS`, [`StoreError::Unavailable`]). After a
+/// failover the promoted master has one replica fewer: with N replicas per master and N > 0,
+/// its slots refuse every operation until a replica is back (the failed node restarted, or a
+/// spare one moved by Redis Cluster's replica migration), and no redemption burns its handle
+/// meanwhile. Give each master N + 1 replicas to keep serving through a failure.
+///
 /// What `WAIT` does not give, and what is left:
 ///
 /// * It is not consensus. The failover must promote a replica that has the write. With one
@@ -701,10 +711,12 @@ impl ConnectionLike for Connection {
 /// * Replicas keep writes in memory: losing a master and the replica that confirmed a write
 ///   together loses the write. Persistence (`appendonly yes`, `appendfsync always`) narrows
 ///   that; tower-par does not configure the server.
-/// * A timed-out operation is unknown, not undone: a take whose answer never arrived may have
+/// * A timed-out operation is unknown, not undone, and may even run after the timeout (the
+///   request was queued for a node that comes back): a take whose answer never arrived may have
 ///   removed the record, which is then burnt (the safe side); a put that timed out may have
-///   stored a record no client holds, which waits for its `expires_at` and holds its charge
-///   until then.
+///   stored a record no client holds, which the store deletes in the background (best effort;
+///   otherwise it waits for its `expires_at` and holds its charge until then). A replica that
+///   stalls between the count of online replicas and the `WAIT` lets a take burn its record.
 /// * Without waiting (N = 0, the default) all of the above can happen on every failover: a
 ///   pushed request acknowledged by a master that dies before replicating is lost (the client's
 ///   redemption gets `invalid_request_uri`), and a redemption acknowledged by such a master can
@@ -720,9 +732,11 @@ impl ConnectionLike for Connection {
 /// reconnects. While a master is down and until the cluster promotes its replica (about the
 /// cluster's `cluster-node-timeout` plus an election), operations on its slots fail with
 /// [`StoreError::Unavailable`] within [`RedisStoreConfig::op_timeout`]; the other masters'
-/// slots keep working. Service on the failed slots resumes by itself once the replica is
-/// promoted. Every script declares all the keys it touches and they share one slot, so a script
-/// never meets `CROSSSLOT`.
+/// slots keep working if the cluster runs with `cluster-require-full-coverage no` (with Redis'
+/// default, `yes`, the whole cluster refuses while a slot has no master). Service on the failed
+/// slots resumes by itself once the replica is promoted (when waiting for N replicas: once the
+/// promoted master has N replicas, see above). Every script declares all the keys it touches and
+/// they share one slot, so a script never meets `CROSSSLOT`.
 ///
 /// # Time
 ///
@@ -741,7 +755,8 @@ impl ConnectionLike for Connection {
 ///   Redis may evict live records when memory runs short, and a client would then hold a
 ///   `request_uri` that cannot be redeemed. With `noeviction` a full Redis fails the write, which
 ///   the store reports as [`StoreError::Unavailable`].
-/// * Replication is asynchronous unless the store waits for replicas (above).
+/// * Replication is asynchronous unless the store waits for replicas (above). Waiting needs
+///   Redis 5 or later (scripts read `INFO`, which older servers refuse before a write).
 /// * Tested with Redis 7.0; the scripts use only commands of Redis 3.2 and later.
 ///
 /// # Failing closed

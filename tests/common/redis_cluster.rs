@@ -193,6 +193,31 @@ impl RedisCluster {
         self.nodes[index].restart();
     }
 
+    /// Freezes the node at `index` (SIGSTOP), like a host that stalls.
+    pub fn pause(&self, index: usize) {
+        self.nodes[index].pause();
+    }
+
+    /// Lets a paused node run again (SIGCONT).
+    pub fn resume(&self, index: usize) {
+        self.nodes[index].resume();
+    }
+
+    /// The index of the replica of the master at `master`.
+    pub fn replica_of(&self, master: usize) -> usize {
+        let members = self.members(master);
+        let id = &members
+            .iter()
+            .find(|m| m.port == self.nodes[master].port())
+            .expect("the master knows itself")
+            .id;
+        let replica = members
+            .iter()
+            .find(|m| m.master_id.as_ref() == Some(id))
+            .unwrap_or_else(|| panic!("node {master} has no replica: {members:?}"));
+        self.index_of(replica.port)
+    }
+
     /// Whether the node at `index` answers.
     pub fn is_up(&self, index: usize) -> bool {
         self.try_cli(index, &["PING"])
