@@ -263,6 +263,13 @@ redeem_run() {
   done
 }
 
+# rows_table : the measured runs (ROWS) as a markdown table.
+rows_table() {
+  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+}
+
 # ---------------------------------------------------------------------------------------------
 us_ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -300,9 +307,7 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
 
   echo "## Throughput"
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "CPU µs/request: (utime + stime of the server process during the measured run, from /proc/PID/stat at ${CLK_TCK} Hz) / requests; on 2 cores up to 2 s of CPU per wall second. Rest of machine CPU: busy time of the whole machine (/proc/stat) minus the server minus wrk, as a share of all cores during the measured run: other processes plus kernel work charged to no task (softirq on an idle core); above a few percent the row is contaminated."
   echo
@@ -423,9 +428,7 @@ if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
   echo
   echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*'), on this machine, no persistence."
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "| ratio | value |"
   echo "|---|---:|"
@@ -490,9 +493,7 @@ if [ "$MODE" = all ] || [ "$MODE" = cluster ]; then
   echo
   echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*'), no persistence. The cluster is 3 masters and 3 replicas (\`--cluster-replicas 1\`), the store's 16 shards 5 or 6 a master. **All seven Redis servers, par_server and wrk share this machine's $(nproc) cores**: a cluster spread over hosts would not pay for the other servers' CPU, so the cluster rows are a lower bound."
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "Rest of machine CPU includes the Redis servers here: it is not contamination in this table."
   echo

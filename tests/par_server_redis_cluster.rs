@@ -76,6 +76,35 @@ fn assert_code(reply: &Reply) {
     assert!(location.contains("iss=http%3A%2F%2Fpar.test"), "{location}");
 }
 
+/// 20 parallel redemptions of `uri` split across both processes (with a session cookie when
+/// `signed_in`): each answer is a code or `invalid_request_uri`; how many codes.
+async fn codes_of_twenty(servers: &Arc<[TestServer; 2]>, uri: &Arc<str>, signed_in: bool) -> usize {
+    let tasks: Vec<_> = (0..20)
+        .map(|i| {
+            let (servers, uri) = (Arc::clone(servers), Arc::clone(uri));
+            tokio::spawn(async move {
+                let server = &servers[i % 2];
+                if signed_in {
+                    server.redeem_signed_in("web-app", &uri).await
+                } else {
+                    server.redeem("web-app", &uri).await
+                }
+            })
+        })
+        .collect();
+    let mut codes = 0;
+    for task in tasks {
+        let reply = task.await.expect("task");
+        if reply.status == 303 {
+            assert_code(&reply);
+            codes += 1;
+        } else {
+            reply.assert_error(400, "invalid_request_uri");
+        }
+    }
+    codes
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_par_server_processes_on_a_cluster() {
     let cluster = RedisCluster::start();
@@ -96,23 +125,11 @@ async fn two_par_server_processes_on_a_cluster() {
     let servers = Arc::new([a, b]);
     for round in 0..5 {
         let uri: Arc<str> = servers[round % 2].push_web("").await.request_uri().into();
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let (servers, uri) = (Arc::clone(&servers), Arc::clone(&uri));
-                tokio::spawn(async move { servers[i % 2].redeem("web-app", &uri).await })
-            })
-            .collect();
-        let mut codes = 0;
-        for task in tasks {
-            let reply = task.await.expect("task");
-            if reply.status == 303 {
-                assert_code(&reply);
-                codes += 1;
-            } else {
-                reply.assert_error(400, "invalid_request_uri");
-            }
-        }
-        assert_eq!(codes, 1, "round {round}");
+        assert_eq!(
+            codes_of_twenty(&servers, &uri, false).await,
+            1,
+            "round {round}"
+        );
     }
 }
 
@@ -135,23 +152,11 @@ async fn one_winner_at_completion_across_two_processes() {
                 .header("location")
                 .is_some_and(|l| l.starts_with("/login?")));
         }
-        let tasks: Vec<_> = (0..20)
-            .map(|i| {
-                let (servers, uri) = (Arc::clone(&servers), Arc::clone(&uri));
-                tokio::spawn(async move { servers[i % 2].redeem_signed_in("web-app", &uri).await })
-            })
-            .collect();
-        let mut codes = 0;
-        for task in tasks {
-            let reply = task.await.expect("task");
-            if reply.status == 303 {
-                assert_code(&reply);
-                codes += 1;
-            } else {
-                reply.assert_error(400, "invalid_request_uri");
-            }
-        }
-        assert_eq!(codes, 1, "round {round}");
+        assert_eq!(
+            codes_of_twenty(&servers, &uri, true).await,
+            1,
+            "round {round}"
+        );
     }
 }
 

@@ -7,24 +7,18 @@
 
 #[path = "common/redis_server.rs"]
 mod redis_server;
+#[path = "common/store_fixtures.rs"]
+mod store_fixtures;
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis_server::RedisServer;
+use store_fixtures::{free, fresh_prefix, key};
 use tower_par::store::{
-    test_suite, Charge, ParStore, Record, RedisStore, RedisStoreConfig, Share, StoreError, StoreKey,
+    test_suite, ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey,
 };
 
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// A prefix no other store in this process uses, so tests on one server never share keys.
-fn fresh_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("test-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 fn config(server: &RedisServer, prefix: &str) -> RedisStoreConfig {
     RedisStoreConfig::new(server.url())
@@ -36,10 +30,6 @@ async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
     RedisStore::connect(config(server, prefix))
         .await
         .expect("connect to the test redis-server")
-}
-
-fn key(n: u32) -> StoreKey {
-    StoreKey::derive("https://as.example.com", "client", &n.to_be_bytes())
 }
 
 fn record(expires_at: SystemTime, payload: &'static str) -> Record {
@@ -60,16 +50,6 @@ fn record_key_name(prefix: &str, key: StoreKey) -> String {
         .find(|tag| slot(tag) / 1_024 == shard)
         .expect("a salt");
     format!("{{{tag}}}:{}", key.to_hex())
-}
-
-/// A charge without share limits, for tests about other rules.
-fn free() -> Charge {
-    Charge::new(Share::unlimited(StoreKey::derive_tagged(
-        b"test/share",
-        "https://as.example.com",
-        "client",
-        b"",
-    )))
 }
 
 /// A raw connection for looking at what the store left in Redis.

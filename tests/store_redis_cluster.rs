@@ -12,29 +12,24 @@
 mod redis_cluster;
 #[path = "common/redis_server.rs"]
 mod redis_server;
+#[path = "common/store_fixtures.rs"]
+mod store_fixtures;
 
 use std::{
     collections::{HashMap, HashSet},
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use redis_cluster::{shard_of, RedisCluster};
+use store_fixtures::{free, fresh_prefix, key};
 use tower_par::store::{
-    test_suite, Charge, ParStore, Record, RedisStore, RedisStoreConfig, Share, StoreError, StoreKey,
+    test_suite, ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey,
 };
 
 const OP_TIMEOUT: Duration = Duration::from_millis(500);
 /// What an operation on a failed master may take beyond its timeout on a loaded machine.
 const SLACK: Duration = Duration::from_millis(400);
-
-fn fresh_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("cluster-test-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 fn config(cluster: &RedisCluster, prefix: &str) -> RedisStoreConfig {
     RedisStoreConfig::new(cluster.url())
@@ -48,22 +43,8 @@ async fn store(config: RedisStoreConfig) -> RedisStore {
         .expect("connect to the test cluster")
 }
 
-fn key(n: u32) -> StoreKey {
-    StoreKey::derive("https://as.example.com", "client", &n.to_be_bytes())
-}
-
 fn later(now: SystemTime) -> Record {
     Record::new(now + Duration::from_secs(300), "scope=openid")
-}
-
-/// A charge without share limits, for tests about other rules.
-fn free() -> Charge {
-    Charge::new(Share::unlimited(StoreKey::derive_tagged(
-        b"test/share",
-        "https://as.example.com",
-        "client",
-        b"",
-    )))
 }
 
 /// The shared store test-suite, unchanged, on the cluster: without and with waiting for a
