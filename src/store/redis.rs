@@ -229,6 +229,15 @@ const CLUSTER_SLOTS: u32 = 16_384;
 /// replication round trip.
 const WAITING_CONNECTIONS: usize = 8;
 
+/// How many connections a store keeps (see [`WAITING_CONNECTIONS`]).
+fn pool_size(wait: Option<Wait>) -> usize {
+    if wait.is_some() {
+        WAITING_CONNECTIONS
+    } else {
+        1
+    }
+}
+
 /// The default number of shards for these limits: 16, fewer when the limits are small.
 fn default_shards(max_entries: u64, max_bytes: u64) -> u32 {
     let fitting = (max_entries / MIN_SHARD_ENTRIES).min(max_bytes / MIN_SHARD_BYTES);
@@ -479,16 +488,20 @@ impl RedisStoreConfig {
                 .collect();
         }
         let client = self.cluster_client()?;
-        let cluster_config = ClusterConfig::new()
-            .set_connection_timeout(self.connect_timeout)
-            .set_response_timeout(self.op_timeout);
         Ok((0..count)
             .map(|_| {
                 Connection::Cluster(
-                    client.get_pending_async_connection_with_config(cluster_config.clone()),
+                    client.get_pending_async_connection_with_config(self.cluster_config()),
                 )
             })
             .collect())
+    }
+
+    /// The timeouts of a cluster connection.
+    fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.op_timeout)
     }
 }
 
@@ -906,8 +919,10 @@ impl RedisStore {
     /// recovers when Redis is back. To start while Redis may be down, use
     /// [`RedisStore::connect_lazy`].
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
+        let (shards, wait) = Self::checked(&config)?;
         let connect_timeout = config.connect_timeout;
-        if let Some(client) = config.single_client()? {
+        let count = pool_size(wait);
+        let pool = if let Some(client) = config.single_client()? {
             // One direct attempt gives a prompt and specific error ("connection refused", "auth
             // failed"); the manager would retry with backoff for seconds before giving up.
             run(connect_timeout, async {
@@ -915,16 +930,27 @@ impl RedisStore {
                 cmd("PING").query_async::<()>(&mut probe).await
             })
             .await?;
-        }
-        let store = Self::connect_lazy(config)?;
-        for conn in store.pool.iter() {
-            let mut conn = conn.clone();
-            run(connect_timeout, async move {
-                cmd("PING").query_async::<()>(&mut conn).await
-            })
-            .await?;
-        }
-        Ok(store)
+            let pool = config.connections(count)?;
+            for conn in pool.iter() {
+                let mut conn = conn.clone();
+                run(connect_timeout, async move {
+                    cmd("PING").query_async::<()>(&mut conn).await
+                })
+                .await?;
+            }
+            pool
+        } else {
+            // Connected now, nodes and slot map, within the connect timeout: a pending connection
+            // would do it in the first operation, within the (shorter) operation timeout.
+            let client = config.cluster_client()?;
+            let mut pool = Vec::with_capacity(count);
+            for _ in 0..count {
+                let connecting = client.get_async_connection_with_config(config.cluster_config());
+                pool.push(Connection::Cluster(run(connect_timeout, connecting).await?));
+            }
+            pool.into()
+        };
+        Ok(Self::assemble(config, shards, wait, pool))
     }
 
     /// Creates the store without contacting Redis: the first operations connect, and fail with
@@ -933,6 +959,13 @@ impl RedisStore {
     /// Fails only for an invalid URL, prefix or shard count, or when called outside a Tokio
     /// runtime.
     pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, StoreError> {
+        let (shards, wait) = Self::checked(&config)?;
+        let pool = config.connections(pool_size(wait))?;
+        Ok(Self::assemble(config, shards, wait, pool))
+    }
+
+    /// The shard count and the waiting of a configuration, checked.
+    fn checked(config: &RedisStoreConfig) -> Result<(u32, Option<Wait>), StoreError> {
         if config.prefix.contains(['{', '}']) {
             return Err(StoreError::Unavailable(
                 format!(
@@ -962,11 +995,15 @@ impl RedisStore {
                 .unwrap_or(u64::MAX)
                 .max(1),
         });
-        let pool = config.connections(if wait.is_some() {
-            WAITING_CONNECTIONS
-        } else {
-            1
-        })?;
+        Ok((shards, wait))
+    }
+
+    fn assemble(
+        config: RedisStoreConfig,
+        shards: u32,
+        wait: Option<Wait>,
+        pool: Arc<[Connection]>,
+    ) -> Self {
         let shard_keys = (0..shards)
             .map(|shard| {
                 let tag = shard_tag(&config.prefix, shard, shards);
@@ -978,7 +1015,7 @@ impl RedisStore {
                 }
             })
             .collect();
-        Ok(Self {
+        Self {
             pool,
             next: Arc::new(AtomicUsize::new(0)),
             prefix: config.prefix.into(),
@@ -987,7 +1024,7 @@ impl RedisStore {
             wait,
             limits: StoreLimits::new(config.max_entries, config.max_stored_bytes)
                 .with_partitions(shards),
-        })
+        }
     }
 
     /// The shard of a store key, and the key's name in the shard's books (its hex).

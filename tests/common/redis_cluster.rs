@@ -55,25 +55,41 @@ impl RedisCluster {
     ///
     /// When a server or `redis-cli` is missing, or the cluster does not form.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
-                let bus_port = free_port().to_string();
-                RedisServer::start_with_args(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "1000",
-                    "--cluster-port",
-                    &bus_port,
-                    "--cluster-config-file",
-                    "{dir}/nodes.conf",
-                    "--cluster-require-full-coverage",
-                    "no",
-                    "--repl-diskless-sync-delay",
-                    "0",
-                ])
-            })
-            .collect();
+        Self::start_with(false)
+    }
+
+    /// Like [`RedisCluster::start`], but every node speaks only TLS, to clients, to its replica
+    /// and on the cluster bus, with one throwaway CA ([`RedisCluster::tls_ca_pem`]).
+    pub fn start_tls() -> Self {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Self {
+        let mut nodes: Vec<RedisServer> = Vec::new();
+        for _ in 0..6 {
+            let bus_port = free_port().to_string();
+            let mut args = vec![
+                "--cluster-enabled",
+                "yes",
+                "--cluster-node-timeout",
+                "1000",
+                "--cluster-port",
+                &bus_port,
+                "--cluster-config-file",
+                "{dir}/nodes.conf",
+                "--cluster-require-full-coverage",
+                "no",
+                "--repl-diskless-sync-delay",
+                "0",
+            ];
+            let node = if tls {
+                args.extend(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+                RedisServer::start_tls_with_args(&args, nodes.first())
+            } else {
+                RedisServer::start_with_args(&args)
+            };
+            nodes.push(node);
+        }
         let cli = find_binary().with_file_name("redis-cli");
         let cluster = Self { nodes, cli };
         let addresses: Vec<String> = cluster
@@ -82,6 +98,7 @@ impl RedisCluster {
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
         let output = Command::new(&cluster.cli)
+            .args(cluster.tls_args())
             .args(["--cluster", "create"])
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
@@ -102,14 +119,33 @@ impl RedisCluster {
         cluster
     }
 
-    /// `redis-cluster://127.0.0.1:P1,…` naming every node as a seed.
+    /// `redis-cluster://127.0.0.1:P1,…` naming every node as a seed (`rediss-cluster://` for a
+    /// TLS cluster).
     pub fn url(&self) -> String {
         let seeds: Vec<String> = self
             .nodes
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
-        format!("redis-cluster://{}", seeds.join(","))
+        let scheme = if self.tls_ca_pem().is_some() {
+            "rediss-cluster"
+        } else {
+            "redis-cluster"
+        };
+        format!("{scheme}://{}", seeds.join(","))
+    }
+
+    /// The CA certificate (PEM) of a [`RedisCluster::start_tls`] cluster.
+    pub fn tls_ca_pem(&self) -> Option<&[u8]> {
+        self.nodes[0].tls_ca_pem()
+    }
+
+    /// `redis-cli`'s TLS arguments for this cluster (none for a plain one).
+    fn tls_args(&self) -> Vec<String> {
+        self.nodes[0]
+            .tls_ca_file()
+            .map(|ca| vec!["--tls".into(), "--cacert".into(), ca.display().to_string()])
+            .unwrap_or_default()
     }
 
     /// `redis://127.0.0.1:PORT/` of the node at `index` (0-5), for looking at it directly.
@@ -240,6 +276,7 @@ impl RedisCluster {
 
     fn try_cli(&self, index: usize, args: &[&str]) -> Option<String> {
         let output = Command::new(&self.cli)
+            .args(self.tls_args())
             .args([
                 "-h",
                 "127.0.0.1",

@@ -10,7 +10,7 @@ use std::{
     env, fs,
     io::{Read, Write},
     net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread,
     time::{Duration, Instant},
@@ -55,7 +55,25 @@ impl RedisServer {
         Self::start_with(true, &[])
     }
 
+    /// Like [`RedisServer::start_tls`], with more arguments (as [`RedisServer::start_with_args`])
+    /// and, with `like`, the CA and certificate of that server (nodes of one TLS cluster must
+    /// trust each other).
+    pub fn start_tls_with_args(args: &[&str], like: Option<&Self>) -> Self {
+        match like {
+            None => Self::start_with(true, args),
+            Some(other) => Self::start_with_certificates_of(other, args),
+        }
+    }
+
     fn start_with(tls: bool, args: &[&str]) -> Self {
+        Self::start_inner(tls, None, args)
+    }
+
+    fn start_with_certificates_of(other: &Self, args: &[&str]) -> Self {
+        Self::start_inner(true, Some(other.dir.as_path()), args)
+    }
+
+    fn start_inner(tls: bool, certificates_in: Option<&Path>, args: &[&str]) -> Self {
         let binary = find_binary();
         // Another process can grab the port between our probe and the server's bind; retry
         // with a new port in that case.
@@ -80,7 +98,11 @@ impl RedisServer {
                 extra_args,
             };
             if tls {
-                if let Err(e) = server.make_certificates() {
+                let made = match certificates_in {
+                    Some(from) => server.copy_certificates(from),
+                    None => server.make_certificates(),
+                };
+                if let Err(e) = made {
                     panic!("cannot make TLS certificates for redis-server: {e}");
                 }
             }
@@ -222,13 +244,28 @@ impl RedisServer {
 }
 
 impl RedisServer {
+    /// The CA and server certificate of the server whose directory is `from`, in this one's.
+    fn copy_certificates(&mut self, from: &Path) -> Result<(), String> {
+        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        for file in ["ca.crt", "server.crt", "server.key"] {
+            fs::copy(from.join(file), self.dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        }
+        self.tls_ca = Some(fs::read(self.dir.join("ca.crt")).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// The CA certificate's file, for `redis-cli --cacert`; `None` for a plain server.
+    pub fn tls_ca_file(&self) -> Option<PathBuf> {
+        self.tls_ca.as_ref().map(|_| self.dir.join("ca.crt"))
+    }
+
     /// A CA and a server certificate for 127.0.0.1 in the server's directory.
     fn make_certificates(&mut self) -> Result<(), String> {
         fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
         fs::write(
             self.dir.join("server.ext"),
             "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
         )
         .map_err(|e| e.to_string())?;
         let ec = [
