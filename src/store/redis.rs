@@ -1131,6 +1131,13 @@ impl fmt::Display for Unconfirmed {
 
 impl std::error::Error for Unconfirmed {}
 
+/// Whether a script refused to run because too few replicas were online (its `NOREPLICAS`),
+/// before it wrote anything.
+fn refused_for_want_of_replicas(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(e)
+        if e.downcast_ref::<RedisError>().and_then(RedisError::code) == Some("NOREPLICAS"))
+}
+
 /// Runs one Redis round trip under the deadline, mapping every failure to `Unavailable`.
 async fn run<T>(
     timeout: Duration,
@@ -1198,8 +1205,11 @@ impl ParStore for RedisStore {
                 Ok(_) => Err(StoreError::Full),
                 Err(err) => {
                     // Stored but not confirmed, or perhaps stored (an answer that never came):
-                    // nobody holds the handle, only the charge is to be given back.
-                    self.discard(shard, member, now_ms);
+                    // nobody holds the handle, only the charge is to be given back. Refused for
+                    // want of replicas, the script wrote nothing.
+                    if !refused_for_want_of_replicas(&err) {
+                        self.discard(shard, member, now_ms);
+                    }
                     Err(err)
                 }
             }
@@ -1319,6 +1329,62 @@ mod tests {
         assert_eq!(default_shards(1_000_000, 64 << 20), 8);
         assert_eq!(default_shards(u64::MAX, u64::MAX), 16);
         assert_eq!(default_shards(0, 0), 1);
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seeds() {
+        let seeds = |url| cluster_seeds(url).map(|r| r.map_err(drop));
+        let owned = |v: &[&str]| Some(Ok(v.iter().map(|s| (*s).to_owned()).collect()));
+        assert_eq!(seeds("redis://h:6379/0"), None);
+        assert_eq!(
+            seeds("redis-cluster://10.0.0.1:7000,10.0.0.2:7001"),
+            owned(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7001/"])
+        );
+        assert_eq!(
+            seeds("redis-cluster://u:pw@a:1,b:2/"),
+            owned(&["redis://u:pw@a:1/", "redis://u:pw@b:2/"])
+        );
+        assert_eq!(seeds("rediss-cluster://a:1"), owned(&["rediss://a:1/"]));
+        for bad in [
+            "redis-cluster://a:1/2",
+            "redis-cluster://a:1?x=y",
+            "redis-cluster://a:1,,b:2",
+            "redis-cluster://",
+        ] {
+            assert_eq!(seeds(bad), Some(Err(())), "{bad}");
+        }
+        assert!(!format!(
+            "{:?}",
+            RedisStoreConfig::new("redis-cluster://u:hunter2@a:1,b:2")
+        )
+        .contains("hunter2"));
+    }
+
+    #[test]
+    fn shard_tags_fall_in_their_share_of_the_slots() {
+        // Redis' own answer: CLUSTER KEYSLOT foo is 12182.
+        assert_eq!(slot_of("foo"), 12_182);
+        for shards in [1, 3, 16, 1024] {
+            for shard in 0..shards {
+                let tag = shard_tag("tower-par:https://as.example.com", shard, shards);
+                let inside = tag.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+                let slot = slot_of(inside.expect("a hash tag"));
+                assert_eq!(slot * shards / CLUSTER_SLOTS, shard, "{tag} of {shards}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_for_want_of_replicas_wrote_nothing() {
+        let refused = RedisError::from(::redis::make_extension_error(
+            "NOREPLICAS".into(),
+            Some("0 of 1 replicas online".into()),
+        ));
+        assert!(refused_for_want_of_replicas(&unavailable(refused)));
+        let other = RedisError::from((ErrorKind::Io, "connection reset"));
+        assert!(!refused_for_want_of_replicas(&unavailable(other)));
+        let timed_out = StoreError::Unavailable(Box::new(TimedOut(Duration::from_millis(5))));
+        assert!(!refused_for_want_of_replicas(&timed_out));
     }
 
     #[test]
