@@ -1376,10 +1376,10 @@ mod tests {
 
     #[test]
     fn only_a_refusal_for_want_of_replicas_wrote_nothing() {
-        let refused = RedisError::from(::redis::make_extension_error(
+        let refused = ::redis::make_extension_error(
             "NOREPLICAS".into(),
             Some("0 of 1 replicas online".into()),
-        ));
+        );
         assert!(refused_for_want_of_replicas(&unavailable(refused)));
         let other = RedisError::from((ErrorKind::Io, "connection reset"));
         assert!(!refused_for_want_of_replicas(&unavailable(other)));
