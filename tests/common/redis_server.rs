@@ -157,10 +157,11 @@ impl RedisServer {
 
     fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the server runs");
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
+        // The shell's own `kill`: the binary is in procps, which minimal Debian images lack.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill {signal} {}", child.id())])
             .status()
-            .expect("run kill");
+            .expect("run sh");
         assert!(status.success(), "kill {signal} failed");
     }
 
