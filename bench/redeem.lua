@@ -15,7 +15,10 @@
 local EXPECT = 303
 local PREFIX = "/as/authorize?client_id=web-app&request_uri="
 
-local threads = {}
+-- bench/result.lua (the RESULT line, the global `threads`), found next to this script; the
+-- setup() below replaces its own.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "result.lua")
+
 local counter = 0
 
 -- All setup() calls happen before any thread starts, so each call can tell every thread so far
@@ -67,32 +70,14 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local all, total_used, total_exhausted = {}, 0, 0
+  local total_used, total_exhausted = 0, 0
   for _, t in ipairs(threads) do
-    for status, n in pairs(t:get("codes")) do
-      all[status] = (all[status] or 0) + n
-    end
     total_used = total_used + t:get("used")
     total_exhausted = total_exhausted + t:get("exhausted")
   end
-  local ok, bad, list = 0, 0, {}
-  for status, n in pairs(all) do
-    if status == EXPECT then ok = ok + n else bad = bad + n end
-    table.insert(list, status .. ":" .. n)
-  end
-  table.sort(list)
-  local e = summary.errors
-  local errors = e.connect + e.read + e.write + e.timeout
-  local rps = summary.requests / (summary.duration / 1e6)
   if total_exhausted > 0 then
     io.write(string.format("EXHAUSTED: ran out of handles after %d; push more first\n", total_used))
   end
-  if bad > 0 or errors > 0 then
-    io.write(string.format("UNEXPECTED: %d responses other than %d, %d socket errors (%s)\n",
-      bad, EXPECT, errors, table.concat(list, " ")))
-  end
-  io.write(string.format(
-    "RESULT requests=%d duration_us=%d rps=%.0f p50_us=%d p99_us=%d ok=%d bad=%d errors=%d codes=%s used=%d exhausted=%d\n",
-    summary.requests, summary.duration, rps, latency:percentile(50), latency:percentile(99),
-    ok, bad + errors, errors, table.concat(list, ","), total_used, total_exhausted))
+  print_result(summary, latency, EXPECT,
+    string.format(" used=%d exhausted=%d", total_used, total_exhausted))
 end

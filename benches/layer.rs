@@ -6,6 +6,8 @@
 //!    (goal: layered/bare <= 1.03), a body-rewrapping layer that routes nothing (the floor of
 //!    any such layer), and the same pair around an axum `Router` for a realistic denominator;
 //! 2. `push`: POST /as/par, a 300-byte code + PKCE form, `client_secret_basic`, memory store;
+//!    without a metrics recorder, and with the Prometheus recorder `par_server --metrics`
+//!    installs (`_prometheus`);
 //! 3. `redeem`: GET /as/authorize with `client_id` + a fresh pre-pushed `request_uri`, swap,
 //!    inner call;
 //! 4. `parse_form`: the PAR endpoint's form decoding + duplicate check alone, 300 B and 900 KiB.
@@ -23,7 +25,8 @@
 //! ```
 //!
 //! Scenarios for `PAR_BENCH_FIXED=<scenario>:<iterations>`: `bare`, `layered`, `rewrap_only`,
-//! `router_bare`, `router_layered`, `push`, `redeem`, `parse_small`, `parse_large`. Run each at
+//! `router_bare`, `router_layered`, `push`, `push_prometheus` (the same with the Prometheus
+//! recorder installed globally), `redeem`, `parse_small`, `parse_large`. Run each at
 //! 0 and at N iterations and divide the difference by N: that removes the setup.
 
 use std::{
@@ -312,6 +315,19 @@ fn router() -> axum::Router {
         )
 }
 
+/// The recorder `par_server --metrics` installs: the push duration as a histogram.
+fn prometheus_recorder() -> metrics_exporter_prometheus::PrometheusRecorder {
+    metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(
+                tower_par::metrics::PUSH_DURATION_SECONDS.into(),
+            ),
+            &tower_par::metrics::PUSH_DURATION_BUCKETS,
+        )
+        .expect("buckets")
+        .build_recorder()
+}
+
 fn push(c: &mut Criterion) {
     let rt = runtime();
     let form = push_form();
@@ -325,19 +341,32 @@ fn push(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("push");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("300B_client_secret_basic", |b| {
-        b.to_async(&rt).iter_custom(|iters| {
-            let mut svc = svc.clone();
-            let (form, basic) = (form.clone(), basic.clone());
-            async move {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    black_box(call_status(&mut svc, push_request(&form, &basic)).await);
+    let recorder = prometheus_recorder();
+    for (name, recording) in [
+        ("300B_client_secret_basic", false),
+        ("300B_client_secret_basic_prometheus", true),
+    ] {
+        // The runtime is current-thread: the layer records on this thread.
+        let _recording = recording.then(|| metrics::set_default_local_recorder(&recorder));
+        group.bench_function(name, |b| {
+            b.to_async(&rt).iter_custom(|iters| {
+                let mut svc = svc.clone();
+                let (form, basic) = (form.clone(), basic.clone());
+                async move {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        black_box(call_status(&mut svc, push_request(&form, &basic)).await);
+                    }
+                    start.elapsed()
                 }
-                start.elapsed()
-            }
+            });
         });
-    });
+    }
+    let rendered = recorder.handle().render();
+    assert!(
+        rendered.contains("tower_par_pushes_total{outcome=\"created\"}"),
+        "the recorder saw the pushes: {rendered}"
+    );
     group.finish();
 }
 
@@ -440,7 +469,11 @@ fn fixed(spec: &str) {
                     black_box(call_status(&mut svc, get(&uri)).await);
                 }
             }
-            "push" => {
+            "push" | "push_prometheus" => {
+                if scenario == "push_prometheus" {
+                    metrics::set_global_recorder(prometheus_recorder()).expect("one recorder");
+                    tower_par::metrics::describe();
+                }
                 let mut svc = layer().layer(service_fn(fixed_ok::<RequestBody<Full<Bytes>>>));
                 for _ in 0..n {
                     let status = call_status(&mut svc, push_request(&form, &basic)).await;

@@ -11,10 +11,12 @@
 //! `--max-stored-bytes N` (default 268435456, 256 MiB), `--store memory|redis://HOST:PORT/|
 //! redis-cluster://HOST:PORT[,HOST:PORT…]` (default memory), `--redis-wait-replicas N` (replicas
 //! that must hold each write of a Redis store, default 0), `--consume strict|completion`
-//! (default strict), `--require-par` (every
-//! client must push), `--body-timeout SECS` (default 10), `--header-read-timeout SECS` (default
-//! 10). The flags it shares with `par-proxy`, the store they name and the serving loop
-//! (header-read timeout, lingering close, graceful shutdown) are library code: `tower_par::server`.
+//! (default strict), `--require-par` (every client must push), `--body-timeout SECS` (default
+//! 10), `--header-read-timeout SECS` (default 10), `--metrics ADDR` (`/metrics` in the
+//! Prometheus text format on its own listener; it prints `metrics on http://ADDR/metrics`). The
+//! flags it shares with `par-proxy`, the store they name, the metrics endpoint and the serving
+//! loop (header-read timeout, lingering close, graceful shutdown) are library code:
+//! `tower_par::server`.
 
 use std::{net::SocketAddr, process::ExitCode};
 
@@ -152,6 +154,10 @@ async fn start(options: Options) -> Result<ExitCode, FlagError> {
         }))
         .build()
         .map_err(|err| FlagError::new(err.to_string()))?;
+
+    if let Some(metrics) = common.start_metrics(&par).await? {
+        println!("metrics on http://{metrics}/metrics");
+    }
 
     let app = App {
         clients,

@@ -22,12 +22,13 @@ use crate::{
     client,
     error::OAuthError,
     layer::{Config, Consumption},
+    outcome::{self, Rejection},
     params::{self, PushedAuthorizationRequest},
     payload,
     push::{self, REQUEST_URI_PREFIX},
     read_request,
     store::{Record, StoreError, StoreKey},
-    BoxError,
+    trace, BoxError,
 };
 
 /// `http::Uri` refuses a path and query longer than this (rust-notes D10).
@@ -66,6 +67,8 @@ pub struct Completion {
 struct CompletionState {
     config: Arc<Config>,
     key: StoreKey,
+    /// The registered client that redeemed the request (for the metrics' optional label).
+    client: Arc<crate::Client>,
     outcome: AtomicU8,
 }
 
@@ -87,13 +90,10 @@ impl Completion {
             LOST => return Ok(false),
             _ => {}
         }
-        let now = self.inner.config.clock.now();
-        let won = self
-            .inner
-            .config
-            .store
-            .complete(self.inner.key, now)
-            .await?;
+        let state = &*self.inner;
+        let won =
+            crate::completion::consume(&state.config, state.key, state.client.client_id(), true)
+                .await?;
         let outcome = if won { WON } else { LOST };
         // A concurrent call on a clone may have finished first; the store decided once.
         let _ = self.inner.outcome.compare_exchange(
@@ -207,7 +207,9 @@ where
 
 enum Decision {
     PassThrough,
-    Redeem(Redeemed),
+    /// A redemption: the request carries one `request_uri`; its handle taken (or opened), or
+    /// the refusal.
+    Redeem(Result<Redeemed, Rejection>),
 }
 
 struct Redeemed {
@@ -218,7 +220,7 @@ struct Redeemed {
 }
 
 /// Reads `client_id` and `request_uri` from the query and the form body of a POST, applies
-/// `require_par`, and takes (or opens) the handle.
+/// `require_par` to a request without `request_uri`, and takes (or opens) the handle of one with.
 async fn decide(
     config: &Config,
     query: Option<&str>,
@@ -243,21 +245,45 @@ async fn decide(
             .await
             .map(|()| Decision::PassThrough);
     };
-    if params::first(&pairs, "request").is_some() {
+    let with_request_object = params::first(&pairs, "request").is_some();
+    let redeemed = take(config, client_id, request_uri, with_request_object).await;
+    Ok(Decision::Redeem(redeemed))
+}
+
+/// The redemption of `request_uri` by `client_id`: the handle taken (strict) or opened (at
+/// completion), bound to the registered client.
+async fn take(
+    config: &Config,
+    client_id: Option<&str>,
+    request_uri: &str,
+    with_request_object: bool,
+) -> Result<Redeemed, Rejection> {
+    let unregistered = |err: OAuthError| (err, None);
+    if let Some(client_id) = client_id {
+        trace::record_client_id(client_id);
+    }
+    if with_request_object {
         // AZ-04
-        return Err(OAuthError::invalid_request(
+        return Err(unregistered(OAuthError::invalid_request(
             "request and request_uri must not both be sent",
-        ));
+        )));
     }
     // AZ-02: without client_id the handle cannot be bound to anyone; never a redirect.
-    let client_id = client_id
-        .ok_or_else(|| OAuthError::invalid_request("client_id is required with request_uri"))?;
-    let handle = parse_handle(request_uri).ok_or_else(|| {
-        OAuthError::invalid_request_uri("request_uri was not issued by this server")
+    let client_id = client_id.ok_or_else(|| {
+        unregistered(OAuthError::invalid_request(
+            "client_id is required with request_uri",
+        ))
     })?;
+    let handle = parse_handle(request_uri).ok_or_else(|| {
+        unregistered(OAuthError::invalid_request_uri(
+            "request_uri was not issued by this server",
+        ))
+    })?;
+    trace::record_handle(&handle);
     let client = client::authenticate::lookup(config, client_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("unknown client_id"))?;
+        .await
+        .map_err(unregistered)?
+        .ok_or_else(|| unregistered(OAuthError::invalid_request("unknown client_id")))?;
     let key = StoreKey::derive(&config.issuer, client_id, &handle);
     let now = config.clock.now();
     let found = match config.consumption {
@@ -265,30 +291,23 @@ async fn decide(
         Consumption::AtCompletion { window } => config.store.open(key, now, window).await,
     };
     match found {
-        Ok(Some(record)) => {
-            tracing::info!(client_id, "pushed authorization request redeemed");
-            Ok(Decision::Redeem(Redeemed {
-                client,
-                request_uri: request_uri.to_owned(),
-                key,
-                record,
-            }))
-        }
-        Ok(None) => {
-            tracing::info!(
-                client_id,
-                "request_uri refused: unknown, expired, used, or pushed by another client"
-            );
-            Err(OAuthError::invalid_request_uri(
-                "request_uri is invalid, expired, or was already used",
-            ))
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "pushed request store failed at the authorization endpoint");
-            Err(OAuthError::unavailable(
-                "the pushed request store is unavailable, retry later",
-            ))
-        }
+        Ok(Some(record)) => Ok(Redeemed {
+            client,
+            request_uri: request_uri.to_owned(),
+            key,
+            record,
+        }),
+        Ok(None) => Err((
+            OAuthError::invalid_request_uri("request_uri is invalid, expired, or was already used"),
+            Some(client),
+        )),
+        Err(err) => Err((
+            OAuthError::unavailable("the pushed request store is unavailable, retry later")
+                .failure(format_args!(
+                    "pushed request store failed at the authorization endpoint: {err}"
+                )),
+            Some(client),
+        )),
     }
 }
 
@@ -324,16 +343,72 @@ pub(crate) fn parse_handle(request_uri: &str) -> Option<[u8; 32]> {
     (URL_SAFE_NO_PAD.decode_slice(encoded, &mut handle).ok()? == 32).then_some(handle)
 }
 
+/// The redemption's one outcome (`crate::outcome`), then the inner service with the pushed
+/// request, then, in completion mode, the completion on its authorization response.
 async fn redeem<S, B, ResBody>(
     config: Arc<Config>,
     mut inner: S,
     mut parts: Parts,
     is_post: bool,
-    redeemed: Redeemed,
+    redeemed: Result<Redeemed, Rejection>,
 ) -> AuthorizeResult<ResBody, S::Error>
 where
     S: Service<Request<RequestBody<B>>, Response = Response<ResBody>>,
 {
+    let swapped = redeemed.and_then(|redeemed| swap(&config, &mut parts, is_post, redeemed));
+    outcome::redemption(&config, swapped.as_ref().map(|s| &*s.client));
+    let Swapped {
+        body,
+        redirect_uri,
+        completion,
+        ..
+    } = match swapped {
+        Ok(swapped) => swapped,
+        Err((err, _)) => return Ok(own(config.render_error_page(&err))),
+    };
+    let response = inner.call(Request::from_parts(parts, body)).await?;
+
+    let Some(completion) = completion else {
+        return Ok(response.map(ResponseBody::inner));
+    };
+    if completion.outcome() != PENDING
+        || !redirect_uri
+            .as_deref()
+            .is_some_and(|uri| is_authorization_response(&response, uri))
+    {
+        return Ok(response.map(ResponseBody::inner));
+    }
+    // `Completion::complete` logs and counts the completion's outcome.
+    match completion.complete().await {
+        Ok(true) => Ok(response.map(ResponseBody::inner)),
+        // Another flow completed first: this second authorization response is withheld.
+        Ok(false) => Ok(own(config.render_error_page(
+            &OAuthError::invalid_request_uri("request_uri was already used"),
+        ))),
+        Err(_) => Ok(own(config.render_error_page(&OAuthError::unavailable(
+            "the pushed request store is unavailable, retry later",
+        )))),
+    }
+}
+
+/// A redeemed request, ready for the inner service.
+struct Swapped<B> {
+    client: Arc<crate::Client>,
+    body: RequestBody<B>,
+    /// Where the authorization response goes (completion mode watches for it).
+    redirect_uri: Option<String>,
+    completion: Option<Completion>,
+}
+
+/// Rebuilds the request from the redeemed record: the pushed parameters in the query (or the
+/// form of a POST), the [`PushedAuthorizationRequest`] extension, and in completion mode a
+/// [`Completion`].
+fn swap<B>(
+    config: &Arc<Config>,
+    parts: &mut Parts,
+    is_post: bool,
+    redeemed: Redeemed,
+) -> Result<Swapped<B>, Rejection> {
     let Redeemed {
         client,
         request_uri,
@@ -346,14 +421,11 @@ where
     let pairs = match payload::decode(payload) {
         Ok(pairs) => pairs,
         Err(err) => {
-            tracing::error!(
-                client_id = client.client_id(),
-                error = %err,
-                "a stored pushed request is corrupt"
-            );
-            return Ok(own(config.error_page(&OAuthError::invalid_request_uri(
-                "request_uri is invalid",
-            ))));
+            return Err((
+                OAuthError::invalid_request_uri("request_uri is invalid")
+                    .failure(format_args!("a stored pushed request is corrupt: {err}")),
+                Some(client),
+            ));
         }
     };
     // AZ-06 / SEC-04: the registration may have changed since the push.
@@ -365,9 +437,12 @@ where
         Some(uri) if client.has_redirect_uri(uri) => Some(uri.to_owned()),
         None if client.redirect_uris().len() == 1 => client.redirect_uris().first().cloned(),
         _ => {
-            return Ok(own(config.error_page(&OAuthError::invalid_request(
-                "the pushed redirect_uri is no longer registered for this client",
-            ))))
+            return Err((
+                OAuthError::invalid_request(
+                    "the pushed redirect_uri is no longer registered for this client",
+                ),
+                Some(client),
+            ))
         }
     };
 
@@ -377,7 +452,16 @@ where
     } else {
         MAX_PATH_AND_QUERY.saturating_sub(parts.uri.path().len() + 1)
     };
-    let rebuilt = canonical_query(client.client_id(), &pairs, room);
+    let mut rebuilt = canonical_query(client.client_id(), &pairs, room);
+    // An inner service across HTTP (par-proxy) never sees the extension: a request too long for a
+    // URI reaches it as a form instead.
+    let is_post = if rebuilt.is_none() && !is_post && config.long_requests_as_post {
+        parts.method = Method::POST;
+        rebuilt = canonical_query(client.client_id(), &pairs, usize::MAX);
+        true
+    } else {
+        is_post
+    };
     let complete_in_uri = match &rebuilt {
         Some(form) if is_post => {
             set_path_and_query(&mut parts.uri, None);
@@ -411,8 +495,9 @@ where
         Consumption::AtCompletion { .. } => {
             let completion = Completion {
                 inner: Arc::new(CompletionState {
-                    config: Arc::clone(&config),
+                    config: Arc::clone(config),
                     key,
+                    client: Arc::clone(&client),
                     outcome: AtomicU8::new(PENDING),
                 }),
             };
@@ -424,36 +509,12 @@ where
         Some(form) if is_post => RequestBody::rebuilt(Bytes::from(form)),
         _ => RequestBody::rebuilt(Bytes::new()),
     };
-    let response = inner.call(Request::from_parts(parts, body)).await?;
-
-    let Some(completion) = completion else {
-        return Ok(response.map(ResponseBody::inner));
-    };
-    if completion.outcome() != PENDING
-        || !redirect_uri
-            .as_deref()
-            .is_some_and(|uri| is_authorization_response(&response, uri))
-    {
-        return Ok(response.map(ResponseBody::inner));
-    }
-    match completion.complete().await {
-        Ok(true) => Ok(response.map(ResponseBody::inner)),
-        Ok(false) => {
-            tracing::warn!(
-                client_id = client.client_id(),
-                "a second authorization response for one request_uri was withheld"
-            );
-            Ok(own(config.error_page(&OAuthError::invalid_request_uri(
-                "request_uri was already used",
-            ))))
-        }
-        Err(err) => {
-            tracing::error!(error = %err, "pushed request store failed at completion");
-            Ok(own(config.error_page(&OAuthError::unavailable(
-                "the pushed request store is unavailable, retry later",
-            ))))
-        }
-    }
+    Ok(Swapped {
+        client,
+        body,
+        redirect_uri,
+        completion,
+    })
 }
 
 /// `client_id` and the pushed pairs in the canonical encoding (`params::append_pair`), or `None`
@@ -588,6 +649,34 @@ mod tests {
         );
         assert_eq!(parse_handle(&good.replace("urn:ietf", "urn:other")), None);
         assert_eq!(parse_handle(&format!("{good}A")), None);
+    }
+
+    /// A `request_uri` as the PAR endpoint writes it (`push.rs`).
+    fn issued(handle: [u8; 32]) -> String {
+        format!("{REQUEST_URI_PREFIX}{}", URL_SAFE_NO_PAD.encode(handle))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_issued_request_uri_parses_to_its_handle(handle in proptest::prelude::any::<[u8; 32]>()) {
+            // AZ-01, OK-03
+            proptest::prop_assert_eq!(parse_handle(&issued(handle)), Some(handle));
+        }
+
+        #[test]
+        fn only_issued_request_uris_parse(
+            // The prefix and 43 base64url characters: the shape of a handle, including last
+            // characters with trailing bits set, which no encoder writes.
+            tail in "[A-Za-z0-9_-]{43}",
+            noise in "[A-Za-z0-9_:=+/.-]{0,50}",
+        ) {
+            // AZ-01: recognise only URIs this PAR endpoint issued; one handle, one spelling.
+            for candidate in [format!("{REQUEST_URI_PREFIX}{tail}"), noise] {
+                if let Some(handle) = parse_handle(&candidate) {
+                    proptest::prop_assert_eq!(candidate, issued(handle));
+                }
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::{
     authorize::parse_handle,
     layer::{Config, Consumption},
+    outcome,
     store::{StoreError, StoreKey},
     ParLayer, PushedAuthorizationRequest,
 };
@@ -44,7 +45,7 @@ impl ParLayer {
         let Some(key) = key(config, client_id, request_uri) else {
             return Ok(false);
         };
-        config.store.complete(key, config.clock.now()).await
+        consume(config, key, client_id, false).await
     }
 
     /// The pushed request behind a `request_uri`, read from the store without consuming it
@@ -83,6 +84,21 @@ impl ParLayer {
             )
         }))
     }
+}
+
+/// The one completion of the record under `key`, whoever asks for it; its outcome is logged and
+/// counted here. `client_id` labels the count (when the host asked for the label) if it is
+/// `registered`, or if the completion proved it (only the client that pushed can complete).
+pub(crate) async fn consume(
+    config: &Config,
+    key: StoreKey,
+    client_id: &str,
+    registered: bool,
+) -> Result<bool, StoreError> {
+    let decided = config.store.complete(key, config.clock.now()).await;
+    let known = registered || matches!(decided, Ok(true));
+    outcome::completion(config, known.then_some(client_id), &decided);
+    decided
 }
 
 /// The store key of a `request_uri` this server issued to `client_id`.

@@ -30,6 +30,19 @@ pub struct OAuthError {
     basic_challenge: Option<Arc<str>>,
     allow: Option<&'static str>,
     closes_connection: bool,
+    /// What the operator's log says beyond what the client is told; never sent to the client.
+    incident: Option<Box<Incident>>,
+}
+
+/// Why a refusal is the server's trouble rather than the client's: the log event of the refusal
+/// carries the cause at the incident's level (`crate::outcome`), so that one refusal is one
+/// event, whatever failed underneath.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Incident {
+    /// `error` (a failure: the store, the registry, the RNG) or `warn` (a limit was reached).
+    pub(crate) failure: bool,
+    /// The cause, for the operator; never a secret, a handle or a pushed value.
+    pub(crate) cause: Cow<'static, str>,
 }
 
 impl OAuthError {
@@ -48,7 +61,31 @@ impl OAuthError {
             basic_challenge: None,
             allow: None,
             closes_connection: false,
+            incident: None,
         }
+    }
+
+    /// Marks the refusal as a failure of the server (logged at `error` with `cause`).
+    pub(crate) fn failure(mut self, cause: impl fmt::Display) -> Self {
+        self.incident = Some(Box::new(Incident {
+            failure: true,
+            cause: Cow::Owned(cause.to_string()),
+        }));
+        self
+    }
+
+    /// Marks the refusal as a limit the server reached (logged at `warn` with `cause`).
+    pub(crate) fn warning(mut self, cause: &'static str) -> Self {
+        self.incident = Some(Box::new(Incident {
+            failure: false,
+            cause: Cow::Borrowed(cause),
+        }));
+        self
+    }
+
+    /// The incident behind the refusal, if the server rather than the client is the cause.
+    pub(crate) fn incident(&self) -> Option<&Incident> {
+        self.incident.as_deref()
     }
 
     pub(crate) fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
@@ -307,6 +344,19 @@ mod tests {
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"], "invalid_client");
         assert!(response.extensions().get::<OAuthError>().is_some());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_description_is_sanitised_character_for_character(text in proptest::prelude::any::<String>()) {
+            // ERR-01: only %x20-21 / %x23-5B / %x5D-7E; each other character becomes one `?`.
+            let allowed = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+            let err = OAuthError::invalid_request(text.clone());
+            let expected: String = text.chars().map(|c| if allowed(c) { c } else { '?' }).collect();
+            proptest::prop_assert_eq!(err.description(), expected.as_str());
+            let body: serde_json::Value = serde_json::from_slice(&err.to_json()).unwrap();
+            proptest::prop_assert_eq!(body["error_description"].as_str(), Some(expected.as_str()));
+        }
     }
 
     #[test]

@@ -117,18 +117,26 @@ pub(crate) struct Config {
     pub(crate) consumption: Consumption,
     pub(crate) error_responder: Option<ErrorResponder>,
     pub(crate) metadata: Option<Bytes>,
+    pub(crate) long_requests_as_post: bool,
     #[cfg(feature = "jwt")]
     pub(crate) jwt: crate::client::JwtSettings,
+    #[cfg(feature = "jwt")]
+    pub(crate) forward_request_objects: bool,
+    /// Whether the counters carry a `client_id` label (`crate::metrics`).
+    #[cfg(feature = "metrics")]
+    pub(crate) metrics_client_id_label: bool,
 }
 
 impl Config {
-    /// The error page of the authorization endpoint.
+    /// The error page of a refusal at the authorization endpoint that is not a redemption's,
+    /// with its one log event.
     pub(crate) fn error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
-        tracing::info!(
-            error = err.code(),
-            reason = err.description(),
-            "authorization request refused"
-        );
+        crate::outcome::authorize_refused(err);
+        self.render_error_page(err)
+    }
+
+    /// The error page of the authorization endpoint, for a refusal already logged.
+    pub(crate) fn render_error_page(&self, err: &OAuthError) -> http::Response<Bytes> {
         match &self.error_responder {
             Some(responder) => {
                 let mut response = responder(err);
@@ -258,8 +266,13 @@ pub struct ParLayerBuilder {
     consumption: Consumption,
     error_responder: Option<ErrorResponder>,
     metadata: Option<serde_json::Value>,
+    long_requests_as_post: bool,
     #[cfg(feature = "jwt")]
     jwt: crate::client::JwtSettings,
+    #[cfg(feature = "jwt")]
+    forward_request_objects: bool,
+    #[cfg(feature = "metrics")]
+    metrics_client_id_label: bool,
 }
 
 impl Default for ParLayerBuilder {
@@ -287,8 +300,13 @@ impl Default for ParLayerBuilder {
             consumption: Consumption::Strict,
             error_responder: None,
             metadata: None,
+            long_requests_as_post: false,
             #[cfg(feature = "jwt")]
             jwt: crate::client::JwtSettings::default(),
+            #[cfg(feature = "jwt")]
+            forward_request_objects: false,
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: false,
         }
     }
 }
@@ -514,10 +532,78 @@ impl ParLayerBuilder {
         self
     }
 
+    /// Hands a redeemed GET whose rebuilt query would pass the 64 KiB limit of an `http::Uri` to
+    /// the inner service as a POST form instead (default off: the query then carries only
+    /// `client_id`, and the [`PushedAuthorizationRequest`](crate::PushedAuthorizationRequest)
+    /// extension the whole request). For an inner service that cannot read extensions, such as an
+    /// authorization server behind `par-proxy`, which turns this on. Authorization endpoints
+    /// accept POST forms (OIDC Core §3.1.2.1, RFC 6749 §3.1).
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .long_requests_as_post(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub const fn long_requests_as_post(mut self, as_post: bool) -> Self {
+        self.long_requests_as_post = as_post;
+        self
+    }
+
     /// Settings for signed JWTs at the PAR endpoint (feature `jwt`).
     #[cfg(feature = "jwt")]
     pub fn jwt(mut self, settings: crate::client::JwtSettings) -> Self {
         self.jwt = settings;
+        self
+    }
+
+    /// Passes a pushed signed request object on (feature `jwt`; default off): the original JWT
+    /// goes to the inner service as the `request` parameter of the rebuilt authorization request,
+    /// next to the parameters unpacked from it (RFC 9101 §6.3), for an inner server that verifies
+    /// request objects itself, or requires them. A client registered with
+    /// [`forward_request_object(false)`](crate::client::ClientBuilder::forward_request_object) is
+    /// exempt. Off, the JWT is verified at the PAR endpoint and never reaches the inner service.
+    /// `par-proxy` turns it on when its upstream's discovery says
+    /// `request_parameter_supported: true`.
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .forward_request_objects(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "jwt")]
+    pub const fn forward_request_objects(mut self, forward: bool) -> Self {
+        self.forward_request_objects = forward;
+        self
+    }
+
+    /// Labels the counters of [`tower_par::metrics`](crate::metrics) with the `client_id` of
+    /// registered clients too (feature `metrics`; default off). One time series per client and
+    /// outcome: turn it on only for a registry of bounded size. Each counted event then builds
+    /// its metric key at run time (one allocation).
+    ///
+    /// ```
+    /// use tower_par::{ParLayer, StaticClients};
+    ///
+    /// let layer = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .metrics_client_id_label(true)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    #[cfg(feature = "metrics")]
+    pub const fn metrics_client_id_label(mut self, labelled: bool) -> Self {
+        self.metrics_client_id_label = labelled;
         self
     }
 
@@ -634,8 +720,13 @@ impl ParLayerBuilder {
             consumption: self.consumption,
             error_responder: self.error_responder,
             metadata: None,
+            long_requests_as_post: self.long_requests_as_post,
             #[cfg(feature = "jwt")]
             jwt: self.jwt,
+            #[cfg(feature = "jwt")]
+            forward_request_objects: self.forward_request_objects,
+            #[cfg(feature = "metrics")]
+            metrics_client_id_label: self.metrics_client_id_label,
         };
         if let Some(document) = self.metadata {
             config.metadata = Some(crate::metadata::render(&config, document)?);

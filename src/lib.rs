@@ -82,6 +82,20 @@
 //! * `axum`: the extractor above, `ParService::into_make_service` for `axum::serve`, and
 //!   `IntoResponse` for [`OAuthError`]; depends on `axum-core` only.
 //! * `tokio` (default): `TokioTimer`, the default [`Timer`] (tokio's `time` only).
+//! * `proxy`: [`proxy`], the layer in front of any existing authorization server over HTTP (a
+//!   streaming reverse proxy), and the `par-proxy` binary.
+//! * `metrics`: counters, a histogram and a gauge through the `metrics` facade (module
+//!   `metrics`).
+//! * `prometheus`: `--metrics ADDR` of the reference binaries, `/metrics` in the Prometheus text
+//!   format (with `server`).
+//!
+//! ## Logs
+//!
+//! Each request to the PAR endpoint and to the authorization endpoint runs in a span
+//! (`par.push`, `par.authorize`) that names the client, the fingerprint of the handle (the same
+//! at the push and at its redemption) and the outcome; each answer is one event. No secret, live
+//! handle or pushed value is ever logged. [`trace`] says what is logged and has the span maker
+//! that keeps handles out of tower-http's `TraceLayer`.
 //!
 //! [RFC 9126]: https://www.rfc-editor.org/rfc/rfc9126
 #![forbid(unsafe_code)]
@@ -101,8 +115,13 @@ mod future;
 mod jwt;
 mod layer;
 mod metadata;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+mod outcome;
 mod params;
 mod payload;
+#[cfg(feature = "proxy")]
+pub mod proxy;
 mod push;
 mod read_request;
 #[cfg(feature = "server")]
@@ -111,6 +130,7 @@ mod service;
 mod shares;
 pub mod store;
 mod timer;
+pub mod trace;
 
 pub use self::{
     authorize::Completion,
@@ -156,3 +176,8 @@ pub mod __bench {
         Some(pairs.len())
     }
 }
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+#[path = "fuzzing.rs"]
+pub mod __fuzz;

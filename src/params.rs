@@ -424,4 +424,102 @@ mod tests {
         let pairs = parse(b"client_id=web-app").unwrap();
         assert!(matches!(pairs[0].1, Cow::Borrowed(_)));
     }
+
+    mod properties {
+        use proptest::{collection::vec, prelude::*};
+
+        use super::*;
+
+        fn encode(pairs: &[(String, String)]) -> String {
+            let mut out = String::new();
+            for (name, value) in pairs {
+                append_pair(&mut out, name, value);
+            }
+            out
+        }
+
+        /// Forms made of valid pieces (escapes of reserved and multi-byte characters) with some
+        /// broken escapes, invalid UTF-8 and arbitrary bytes mixed in.
+        fn form_bytes() -> impl Strategy<Value = Vec<u8>> {
+            let valid = [
+                "a",
+                "b",
+                "=",
+                "&",
+                "+",
+                "%2B",
+                "%20",
+                "%3D",
+                "%26",
+                "%C3%A9",
+                "%F0%9F%8E%89",
+            ];
+            let broken = ["%", "%4", "%zz", "%FF", "%C3"];
+            let piece = prop_oneof![
+                8 => proptest::sample::select(valid.to_vec()).prop_map(|s| s.as_bytes().to_vec()),
+                1 => proptest::sample::select(broken.to_vec()).prop_map(|s| s.as_bytes().to_vec()),
+                1 => any::<u8>().prop_map(|b| vec![b]),
+            ];
+            vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+        }
+
+        /// The first name repeated outside `repeatable`, found the obvious way.
+        fn naive_duplicate(pairs: &[(String, String)], repeatable: &[&str]) -> Option<String> {
+            pairs.iter().enumerate().find_map(|(i, (name, _))| {
+                let repeated = pairs[..i].iter().any(|(earlier, _)| earlier == name);
+                (repeated && !repeatable.contains(&name.as_str())).then(|| name.clone())
+            })
+        }
+
+        proptest! {
+            #[test]
+            fn any_pairs_come_back_from_their_canonical_encoding(
+                pairs in vec((any::<String>(), any::<String>()), 0..12),
+            ) {
+                // PAR-03: what the store keeps decodes to exactly what was pushed; empty names or
+                // values are dropped as omitted (RFC 6749 section 3.1).
+                let decoded: Vec<(String, String)> = parse(encode(&pairs).as_bytes())
+                    .unwrap()
+                    .into_iter()
+                    .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                    .collect();
+                let kept: Vec<_> = pairs
+                    .into_iter()
+                    .filter(|(n, v)| !n.is_empty() && !v.is_empty())
+                    .collect();
+                prop_assert_eq!(decoded, kept);
+            }
+
+            #[test]
+            fn parse_never_panics_and_what_it_accepts_re_encodes_losslessly(bytes in form_bytes()) {
+                if let Ok(pairs) = parse(&bytes) {
+                    let owned: Vec<(String, String)> = pairs
+                        .iter()
+                        .map(|(n, v)| (n.to_string(), v.to_string()))
+                        .collect();
+                    let encoded = encode(&owned);
+                    prop_assert_eq!(parse(encoded.as_bytes()).unwrap(), pairs);
+                }
+            }
+
+            #[test]
+            fn reject_duplicates_agrees_with_a_naive_model(
+                // Few names and up to 60 pairs: duplicates are common, and both the small-form
+                // scan and the hashed path (over 24 pairs) run.
+                names in vec(proptest::sample::select(vec!["scope", "state", "resource", "a", "b", "c"]), 0..60),
+                repeatable in proptest::sample::subsequence(vec!["resource", "state"], 0..=2),
+            ) {
+                // VAL-06, AZ-09
+                let pairs: Vec<(String, String)> =
+                    names.iter().map(|n| ((*n).to_owned(), "v".to_owned())).collect();
+                let borrowed: Vec<Pair<'_>> = pairs
+                    .iter()
+                    .map(|(n, v)| (Cow::Borrowed(n.as_str()), Cow::Borrowed(v.as_str())))
+                    .collect();
+                let got = reject_duplicates(&borrowed, &repeatable).err();
+                let want = naive_duplicate(&pairs, &repeatable).map(FormError::Duplicate);
+                prop_assert_eq!(got, want);
+            }
+        }
+    }
 }

@@ -15,10 +15,11 @@ use crate::{
     cors::{self, RequestOrigin},
     error::{no_store, OAuthError},
     layer::{Config, PkceRequirement},
+    outcome::{self, PushClock, Rejection},
     params::{self, FormError, Pair},
     payload, read_request,
     store::{Record, StoreError, StoreKey},
-    BoxError,
+    trace, BoxError,
 };
 
 /// The prefix of every `request_uri` the layer issues (RFC 9126 §2.2).
@@ -44,7 +45,8 @@ pub(crate) fn method_not_allowed() -> OAuthError {
 }
 
 /// Answers every request to the PAR endpoint. A browser's request (one with `Origin`) gets its
-/// CORS answer from [`cors`]: the preflight, and the headers on whatever the endpoint answered.
+/// CORS answer from [`cors`]: the preflight, and the headers on whatever the endpoint answered;
+/// any other method is `405`.
 pub(crate) async fn respond<B>(config: &Config, req: Request<B>) -> Response<Bytes>
 where
     B: Body<Data = Bytes> + Send,
@@ -72,26 +74,20 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = req.into_parts();
-    if parts.method != Method::POST {
+    let clock = PushClock::start();
+    let body = clock.watch(body);
+    let answer = if parts.method == Method::POST {
+        accept(config, &parts, origin, body).await
+    } else {
         let err = read_request::refuse(config, &parts.headers, body, method_not_allowed()).await;
-        return (err.to_response(), None);
-    }
-    match accept(config, &parts, origin, body).await {
+        Err((err, None))
+    };
+    outcome::push(config, &answer, &clock);
+    match answer {
         Ok((response, client)) => (response, Some(client)),
-        Err((err, client)) => {
-            tracing::info!(
-                client_id = client.as_deref().map(Client::client_id),
-                error = err.code(),
-                reason = err.description(),
-                "pushed authorization request rejected"
-            );
-            (err.to_response(), client)
-        }
+        Err((err, client)) => (err.to_response(), client),
     }
 }
-
-/// A refusal, with the client when it had authenticated (for the log and CORS).
-type Rejection = (OAuthError, Option<Arc<Client>>);
 
 async fn accept<B>(
     config: &Config,
@@ -113,6 +109,11 @@ where
         .await
         .map_err(unauthenticated)?;
     let pairs = params::parse(&bytes).map_err(|e| (form_error(e), None))?;
+    if trace::enabled() {
+        if let Some(client_id) = params::first(&pairs, "client_id") {
+            trace::record_client_id(client_id);
+        }
+    }
     params::reject_duplicates(&pairs, REPEATABLE).map_err(|e| (form_error(e), None))?;
     if params::first(&pairs, "request_uri").is_some() {
         return Err(unauthenticated(OAuthError::invalid_request(
@@ -171,12 +172,9 @@ async fn store_request(
         payload::encode(&pairs),
     );
     let handle = store_under_fresh_handle(config, client, record, now).await?;
+    trace::record_handle(&handle);
+    trace::record_expires_in(expires_in);
 
-    tracing::info!(
-        client_id = client.client_id(),
-        expires_in,
-        "pushed authorization request accepted"
-    );
     let mut body = String::with_capacity(REQUEST_URI_PREFIX.len() + 80);
     body.push_str("{\"request_uri\":\"");
     body.push_str(REQUEST_URI_PREFIX);
@@ -275,15 +273,16 @@ async fn store_under_fresh_handle(
     let mut attempts_left = config.put_attempts;
     loop {
         let handle = fresh_handle().map_err(|err| {
-            tracing::error!(error = %err, "the operating system's random number generator failed");
-            OAuthError::unavailable("no randomness available, retry later")
+            OAuthError::unavailable("no randomness available, retry later").failure(format_args!(
+                "the operating system's random number generator failed: {err}"
+            ))
         })?;
         let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
         attempts_left -= 1;
         match config.store.put(key, record.clone(), charge, now).await {
             Ok(()) => return Ok(handle),
             Err(StoreError::Full) if attempts_left > 0 => {}
-            Err(err) => return Err(store_error(&err, client)),
+            Err(err) => return Err(store_error(&err)),
         }
     }
 }
@@ -292,30 +291,20 @@ pub(crate) fn form_error(err: FormError) -> OAuthError {
     OAuthError::invalid_request(err.to_string())
 }
 
-fn store_error(err: &StoreError, client: &Client) -> OAuthError {
+fn store_error(err: &StoreError) -> OAuthError {
     match err {
         StoreError::Full => {
-            tracing::warn!(
-                client_id = client.client_id(),
-                "pushed request refused: the store is full"
-            );
             OAuthError::unavailable("the server holds too many pushed requests, retry later")
+                .warning("the store is full")
         }
-        StoreError::ShareExhausted => {
-            tracing::warn!(
-                client_id = client.client_id(),
-                "pushed request refused: the client's share of the store is exhausted"
-            );
-            OAuthError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "temporarily_unavailable",
-                "this client holds too many pushed requests, retry later",
-            )
-        }
-        other => {
-            tracing::error!(error = %other, "pushed request store failed");
-            OAuthError::unavailable("the pushed request store is unavailable, retry later")
-        }
+        StoreError::ShareExhausted => OAuthError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "temporarily_unavailable",
+            "this client holds too many pushed requests, retry later",
+        )
+        .warning("the client's share of the store is exhausted"),
+        other => OAuthError::unavailable("the pushed request store is unavailable, retry later")
+            .failure(format_args!("pushed request store failed: {other}")),
     }
 }
 

@@ -18,7 +18,7 @@ use crate::{
     error::OAuthError,
     future::ResponseFuture,
     layer::Config,
-    metadata, push, read_request, BoxError,
+    metadata, push, read_request, trace, BoxError,
 };
 
 /// The service [`ParLayer`](crate::ParLayer) produces around an inner authorization server.
@@ -126,7 +126,10 @@ impl<S> ParService<S> {
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
         let config = Arc::clone(&self.config);
-        ResponseFuture::boxed(Box::pin(authorize::authorize(config, inner, req)))
+        ResponseFuture::boxed(trace::boxed_in_span!(
+            authorize::authorize(config, inner, req),
+            trace::authorize_span
+        ))
     }
 
     #[cold]
@@ -138,14 +141,11 @@ impl<S> ParService<S> {
         ResBody: Send + 'static,
         E: Send + 'static,
     {
-        // A browser's OPTIONS (with `Origin`) may be a CORS preflight: `push::respond` decides.
-        if req.method() != Method::POST && !req.headers().contains_key(http::header::ORIGIN) {
-            return self.refuse(req, push::method_not_allowed(), |_, err| err.to_response());
-        }
         let config = Arc::clone(&self.config);
-        ResponseFuture::boxed(Box::pin(async move {
-            Ok(push::respond(&config, req).await.map(ResponseBody::own))
-        }))
+        ResponseFuture::boxed(trace::boxed_in_span!(
+            async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) },
+            trace::push_span
+        ))
     }
 }
 

@@ -10,12 +10,14 @@ const PREFIXES: [&str; 14] = [
 ];
 
 /// Files whose `//!` documentation is public (the crate root and the public modules).
-const PUBLIC_MODULES: [&str; 5] = [
+const PUBLIC_MODULES: [&str; 7] = [
     "lib.rs",
     "axum.rs",
     "client/mod.rs",
+    "metrics.rs",
     "store/mod.rs",
     "store/test_suite.rs",
+    "trace.rs",
 ];
 
 fn cites_checklist(line: &str) -> bool {

@@ -7,8 +7,6 @@ mod big_pushes;
 #[path = "common/par_server.rs"]
 mod par_server;
 
-use std::process::{Command, Stdio};
-
 use base64::{engine::general_purpose::STANDARD, Engine as _};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
@@ -78,15 +76,7 @@ fn bad_flags_and_bad_clients_files_exit_with_code_2() {
         &["--clients", bad_clients.to_str().unwrap()],
     ];
     for args in cases {
-        let output = Command::new(&binary)
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert!(stderr.starts_with("par_server: "), "{args:?}: {stderr}");
+        par_server::assert_refused(&binary, args, "par_server: ");
     }
     let _ = std::fs::remove_file(bad_clients);
 }
@@ -242,25 +232,7 @@ async fn echo_mode_shows_what_the_inner_service_received() {
 #[cfg(unix)]
 #[test]
 fn sigterm_shuts_down_gracefully() {
-    let mut node = Node::start(&par_server_binary(), &[]);
-    let pid = node.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        if let Some(status) = node.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "par_server ignored SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    Node::start(&par_server_binary(), &[]).assert_graceful_sigterm();
 }
 
 /// Issue 16 item 1, against `par_server` with its default settings (memory store, 1,000,000

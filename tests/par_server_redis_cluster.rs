@@ -30,7 +30,7 @@ use std::{
 };
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use common::{Reply, TestServer, WEB_CB};
+use common::{send_with_new_client, Reply, TestServer, WEB_CB};
 use par_server::{par_server_binary, Node};
 use redis_cluster::{shard_of, RedisCluster};
 use tower_par::store::StoreKey;
@@ -105,10 +105,33 @@ async fn codes_of_twenty(servers: &Arc<[TestServer; 2]>, uri: &Arc<str>, signed_
     codes
 }
 
+/// The gauge `tower_par_stored_requests` in a scrape of `/metrics` at `url`.
+async fn stored_requests_gauge(url: &str) -> u64 {
+    let scrape = send_with_new_client(
+        http::Request::get(url)
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(scrape.status, 200);
+    let text = String::from_utf8_lossy(&scrape.body);
+    text.lines()
+        .find_map(|line| line.strip_prefix("tower_par_stored_requests "))
+        .unwrap_or_else(|| panic!("no tower_par_stored_requests in {text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// A handle pushed on one process redeems once, on either; 20 parallel redemptions across both
+/// give one code; the stored-requests gauge of one process counts the whole cluster's requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_par_server_processes_on_a_cluster() {
     let cluster = RedisCluster::start();
-    let (_a, a) = node(&cluster, &["--inner", "redirect"]);
+    let (a_process, a) = node(
+        &cluster,
+        &["--inner", "redirect", "--metrics", "127.0.0.1:0"],
+    );
+    let a_metrics = a_process.metrics.clone().expect("a `metrics on` line");
     let (_b, b) = node(&cluster, &["--inner", "redirect"]);
 
     // Push on A, redeem on B; once only, on both.
@@ -131,6 +154,13 @@ async fn two_par_server_processes_on_a_cluster() {
             "round {round}"
         );
     }
+
+    // Every handle so far was redeemed; three more pushed on both processes are what A counts.
+    assert_eq!(stored_requests_gauge(&a_metrics).await, 0);
+    for server in [&servers[0], &servers[1], &servers[1]] {
+        server.push_web("").await.request_uri();
+    }
+    assert_eq!(stored_requests_gauge(&a_metrics).await, 3);
 }
 
 /// Consumption at completion (`--consume completion --inner login`): the login round-trip may

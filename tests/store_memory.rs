@@ -129,3 +129,8 @@ async fn keys_are_independent() {
 async fn payload_round_trip() {
     test_suite::check_payload_round_trip(store()).await;
 }
+
+#[tokio::test]
+async fn stored_requests_are_counted_exactly() {
+    test_suite::check_stored_requests(store()).await;
+}

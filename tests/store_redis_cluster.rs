@@ -97,13 +97,16 @@ async fn touch_every_shard(s: &RedisStore, now: SystemTime) -> Vec<StoreKey> {
 }
 
 /// The 16 shards land 5 or 6 on each of the 3 masters (their hash tags are salted into the
-/// shard's own sixteenth of the slots), and a script never meets CROSSSLOT.
+/// shard's own sixteenth of the slots), and a script never meets CROSSSLOT. The stored requests
+/// (the gauge `tower_par_stored_requests`) are counted shard by shard, each `ZCOUNT` on the
+/// master that holds the shard, none on a replica, and a redemption takes one off the count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shards_spread_evenly_over_the_masters() {
     let cluster = RedisCluster::start();
     let prefix = fresh_prefix();
     let s = store(config(&cluster, &prefix)).await;
-    touch_every_shard(&s, SystemTime::now()).await;
+    let now = SystemTime::now();
+    let keys = touch_every_shard(&s, now).await;
     let placed = cluster.shard_masters(&prefix);
     assert_eq!(placed.len(), 16, "{placed:?}");
     let mut per_master: HashMap<usize, u32> = HashMap::new();
@@ -115,6 +118,22 @@ async fn shards_spread_evenly_over_the_masters() {
         per_master.values().all(|&n| (5..=6).contains(&n)),
         "{per_master:?}"
     );
+
+    for node in 0..6 {
+        cluster.cli(node, &["CONFIG", "RESETSTAT"]);
+    }
+    assert_eq!(s.stored_requests(now).await.unwrap(), Some(16));
+    for node in 0..6 {
+        let shards_held = per_master.get(&node).copied().unwrap_or(0);
+        assert_eq!(
+            calls(&cluster, node, "zcount"),
+            u64::from(shards_held),
+            "node {node} (masters: {:?})",
+            cluster.masters()
+        );
+    }
+    assert!(s.take(keys[0], now).await.unwrap().is_some());
+    assert_eq!(s.stored_requests(now).await.unwrap(), Some(15));
 }
 
 /// `calls=` of one command in `INFO commandstats`.

@@ -10,6 +10,7 @@ use crate::{
     error::OAuthError,
     layer::Config,
     params::{self, Pair},
+    trace,
 };
 
 /// The credentials a request presents; at most one kind is allowed (AUTH-05).
@@ -44,7 +45,13 @@ pub(crate) async fn authenticate(
     let fail = |err: OAuthError| if used_basic { challenge(err) } else { err };
 
     let client_id: &str = match &presented {
-        Presented::Basic { client_id, .. } => client_id,
+        Presented::Basic { client_id, .. } => {
+            if body_client_id.is_none() {
+                // The PAR endpoint recorded the form's client_id already.
+                trace::record_client_id(client_id);
+            }
+            client_id
+        }
         Presented::Assertion { .. } => {
             #[cfg(feature = "jwt")]
             {
@@ -111,8 +118,8 @@ pub(crate) async fn lookup(
     client_id: &str,
 ) -> Result<Option<Arc<Client>>, OAuthError> {
     config.clients.client(client_id).await.map_err(|err| {
-        tracing::error!(error = %err, "client registry lookup failed");
         OAuthError::unavailable("the client registry is unavailable, retry later")
+            .failure(format_args!("client registry lookup failed: {err}"))
     })
 }
 
@@ -152,7 +159,7 @@ fn presented<'a>(headers: &HeaderMap, pairs: &'a [Pair<'a>]) -> Result<Presented
 }
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03).
-fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
+pub(crate) fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
     let bad = |why: &'static str| OAuthError::invalid_client(why);
     let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
         Some(at) => (&value[..at], value[at + 1..].trim_ascii()),
@@ -212,6 +219,34 @@ mod tests {
         ] {
             let err = decode_basic(value.as_bytes()).unwrap_err();
             assert_eq!(err.code(), "invalid_client", "{value}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn basic_credentials_encoded_per_rfc_6749_decode_to_themselves(
+            client_id in proptest::prelude::any::<String>(),
+            secret in proptest::prelude::any::<String>(),
+        ) {
+            // AUTH-03: form-urlencode each half (App. B), join with a colon, base64.
+            let urlencode = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let header = basic(&format!("{}:{}", urlencode(&client_id), urlencode(&secret)));
+            match decode_basic(header.as_bytes()) {
+                Ok(decoded) => proptest::prop_assert_eq!(decoded, (client_id, secret)),
+                Err(err) => {
+                    proptest::prop_assert!(client_id.is_empty(), "{}", err);
+                    proptest::prop_assert_eq!(err.code(), "invalid_client");
+                }
+            }
+        }
+
+        #[test]
+        fn any_authorization_value_is_decoded_or_refused_as_invalid_client(
+            value in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+        ) {
+            if let Err(err) = decode_basic(&value) {
+                proptest::prop_assert_eq!(err.code(), "invalid_client");
+            }
         }
     }
 }

@@ -294,6 +294,7 @@ pub struct Client {
     par_max_outstanding: Option<u64>,
     par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
+    forward_request_object: bool,
     #[cfg(feature = "jwt")]
     keys: Option<crate::jwt::ClientKeys>,
     /// The digest naming this client's share of the store, with the issuer it was derived for.
@@ -316,6 +317,7 @@ impl Client {
             par_max_outstanding: None,
             par_max_outstanding_bytes: None,
             require_signed_request_object: false,
+            forward_request_object: true,
             #[cfg(feature = "jwt")]
             jwks: None,
         }
@@ -414,6 +416,14 @@ impl Client {
         self.require_signed_request_object
     }
 
+    /// Whether a signed request object this client pushes travels on to the inner service, when
+    /// the layer [forwards request objects](crate::ParLayerBuilder::forward_request_objects)
+    /// (default true).
+    #[must_use]
+    pub const fn forward_request_object(&self) -> bool {
+        self.forward_request_object
+    }
+
     /// Whether `redirect_uri` is registered for this client (exact match).
     #[must_use]
     pub fn has_redirect_uri(&self, redirect_uri: &str) -> bool {
@@ -495,6 +505,7 @@ pub struct ClientBuilder {
     par_max_outstanding: Option<u64>,
     par_max_outstanding_bytes: Option<u64>,
     require_signed_request_object: bool,
+    forward_request_object: bool,
     #[cfg(feature = "jwt")]
     jwks: Option<serde_json::Value>,
 }
@@ -660,6 +671,14 @@ impl ClientBuilder {
         self
     }
 
+    /// Whether this client's signed request objects travel on to the inner service when the layer
+    /// [forwards request objects](crate::ParLayerBuilder::forward_request_objects) (default
+    /// true; clients-file member `forward_request_object`).
+    pub const fn forward_request_object(mut self, forward: bool) -> Self {
+        self.forward_request_object = forward;
+        self
+    }
+
     /// The client's public keys as an inline JWK Set (`private_key_jwt`, signed request objects).
     #[cfg(feature = "jwt")]
     pub fn jwks(mut self, jwks: serde_json::Value) -> Self {
@@ -759,6 +778,7 @@ impl ClientBuilder {
             par_max_outstanding: self.par_max_outstanding,
             par_max_outstanding_bytes: self.par_max_outstanding_bytes,
             require_signed_request_object: self.require_signed_request_object,
+            forward_request_object: self.forward_request_object,
             #[cfg(feature = "jwt")]
             keys,
             share_bucket: OnceLock::new(),

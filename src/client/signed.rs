@@ -37,8 +37,8 @@ const HMAC_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 pub struct JwtSettings {
     token_endpoint: Option<String>,
     fapi2: bool,
-    max_assertion_lifetime: Duration,
-    max_clock_skew: Duration,
+    pub(crate) max_assertion_lifetime: Duration,
+    pub(crate) max_clock_skew: Duration,
     dpop_max_age: Duration,
 }
 
@@ -96,8 +96,11 @@ fn oauth_error(err: JwtError) -> OAuthError {
 }
 
 fn replay_unavailable(err: &crate::store::StoreError) -> OAuthError {
-    tracing::error!(error = %err, "replay memory unavailable");
-    OAuthError::unavailable("the replay memory is unavailable, retry later")
+    let refused = OAuthError::unavailable("the replay memory is unavailable, retry later");
+    match err {
+        crate::store::StoreError::Full => refused.warning("the store is full (replay memory)"),
+        other => refused.failure(format_args!("replay memory unavailable: {other}")),
+    }
 }
 
 /// `private_key_jwt` / `client_secret_jwt` (RFC 7523 §3, RFC 9126 §2).
@@ -115,9 +118,13 @@ pub(crate) async fn authenticate_assertion(
         assertion.ok_or_else(|| OAuthError::invalid_client("client_assertion is missing"))?;
     let client_id: Cow<'_, str> = match params::first(pairs, "client_id") {
         Some(id) => Cow::Borrowed(id),
-        None => Cow::Owned(jwt::unverified_subject(assertion).ok_or_else(|| {
-            OAuthError::invalid_client("the client assertion names no client (sub)")
-        })?),
+        None => {
+            let subject = jwt::unverified_subject(assertion).ok_or_else(|| {
+                OAuthError::invalid_client("the client assertion names no client (sub)")
+            })?;
+            crate::trace::record_client_id(&subject);
+            Cow::Owned(subject)
+        }
     };
     let client = lookup(config, &client_id)
         .await?
@@ -195,13 +202,23 @@ pub(crate) async fn pushed_params<'a>(
             )
             .map_err(oauth_error)?;
             // JAR-02: only the object's parameters count; outer ones are ignored.
-            let pairs = object
+            let mut unpacked: Vec<Pair<'a>> = object
                 .params
                 .into_iter()
                 .map(|(n, v)| (Cow::Owned(n), Cow::Owned(v)))
                 .collect();
+            if config.forward_request_objects && client.forward_request_object() {
+                // RFC 9101 §6.3: the JWT itself, for an inner server that verifies or requires
+                // it; the unpacked parameters it must match stay beside it.
+                if let Some(jwt) = pairs
+                    .into_iter()
+                    .find_map(|(n, v)| (n == "request").then_some(v))
+                {
+                    unpacked.push((Cow::Borrowed("request"), jwt));
+                }
+            }
             Pushed {
-                pairs,
+                pairs: unpacked,
                 expires_at: object.expires_at,
             }
         }

@@ -36,7 +36,9 @@ use crate::error::ConfigError;
 ///
 /// `auth_method` is one of `client_secret_basic`, `client_secret_post`, `none`, and with the
 /// `jwt` feature `client_secret_jwt` and `private_key_jwt` (which add `jwks` and
-/// `require_signed_request_object`).
+/// `require_signed_request_object`). `forward_request_object` (default true) says whether the
+/// client's signed request objects reach the inner service when the layer
+/// [forwards them](crate::ParLayerBuilder::forward_request_objects).
 ///
 /// Secrets: `client_secret` (one string) and `client_secrets` (an array) may be used together,
 /// and every secret listed authenticates, so a secret can be rotated without downtime.
@@ -102,6 +104,8 @@ struct ClientEntry {
     par_max_outstanding_bytes: Option<u64>,
     #[serde(default)]
     require_signed_request_object: bool,
+    #[serde(default = "yes")]
+    forward_request_object: bool,
     #[serde(default)]
     jwks: Option<serde_json::Value>,
 }
@@ -120,6 +124,10 @@ impl OneOrMany {
             Self::Many(many) => many,
         }
     }
+}
+
+const fn yes() -> bool {
+    true
 }
 
 impl StaticClients {
@@ -150,7 +158,8 @@ impl StaticClients {
             let mut builder = Client::builder(entry.client_id)
                 .auth_method(entry.auth_method)
                 .require_par(entry.require_par)
-                .require_signed_request_object(entry.require_signed_request_object);
+                .require_signed_request_object(entry.require_signed_request_object)
+                .forward_request_object(entry.forward_request_object);
             for secret in entry.client_secret.into_iter().chain(entry.client_secrets) {
                 builder = builder.secret(secret);
             }

@@ -1360,3 +1360,21 @@ fn htu_comparison() {
     assert!(!same_target("/p", "/p"));
     assert!(!same_target("https:///p", "https:///p"));
 }
+
+proptest::proptest! {
+    #[test]
+    fn jwt_error_descriptions_keep_to_rfc_6749_and_their_cap(
+        text in proptest::prelude::any::<String>(),
+        max in 0usize..40,
+    ) {
+        // Values copied from a token (an alg, a kid) end up in error_description.
+        let safe = description_safe(&text, max);
+        proptest::prop_assert!(
+            safe.chars().all(|c| matches!(c, '\x20'..='\x21' | '\x23'..='\x5B' | '\x5D'..='\x7E')),
+            "{:?}", safe
+        );
+        let length = text.chars().count();
+        let expected = if length > max { max + 3 } else { length };
+        proptest::prop_assert_eq!(safe.chars().count(), expected);
+    }
+}

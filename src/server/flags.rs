@@ -111,6 +111,9 @@ pub struct CommonFlags {
     /// `--header-read-timeout SECS`: how long a request head may take to arrive (default 10;
     /// [`ServeConfig::header_read_timeout`]).
     pub header_read_timeout: Duration,
+    /// `--metrics ADDR`: serve `/metrics` in the Prometheus text format on this address (feature
+    /// `prometheus`; [`CommonFlags::start_metrics`]). Default: no metrics endpoint.
+    pub metrics: Option<SocketAddr>,
 }
 
 impl CommonFlags {
@@ -118,7 +121,8 @@ impl CommonFlags {
     pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
 [--lifetime SECS] [--capacity N] [--max-stored-bytes N] \
 [--store memory|redis://HOST:PORT/|redis-cluster://HOST:PORT[,HOST:PORT…]] [--redis-wait-replicas N] \
-[--consume strict|completion] [--require-par] [--body-timeout SECS] [--header-read-timeout SECS]";
+[--consume strict|completion] [--require-par] [--body-timeout SECS] [--header-read-timeout SECS] \
+[--metrics ADDR]";
 
     /// The defaults, listening on `listen`.
     #[must_use]
@@ -136,6 +140,7 @@ impl CommonFlags {
             require_par: false,
             body_timeout: ParLayerBuilder::DEFAULT_BODY_TIMEOUT,
             header_read_timeout: ServeConfig::DEFAULT_HEADER_READ_TIMEOUT,
+            metrics: None,
         }
     }
 
@@ -155,19 +160,6 @@ impl CommonFlags {
             self.require_par = true;
             return Ok(true);
         }
-        const WITH_VALUE: [&str; 11] = [
-            "--listen",
-            "--clients",
-            "--issuer",
-            "--lifetime",
-            "--capacity",
-            "--max-stored-bytes",
-            "--store",
-            "--redis-wait-replicas",
-            "--consume",
-            "--body-timeout",
-            "--header-read-timeout",
-        ];
         if !WITH_VALUE.contains(&flag) {
             return Ok(false);
         }
@@ -233,6 +225,13 @@ impl CommonFlags {
             }
             "--header-read-timeout" => {
                 self.header_read_timeout = positive_seconds(&value).ok_or_else(|| bad(SECONDS))?;
+            }
+            "--metrics" => {
+                self.metrics = Some(
+                    value
+                        .parse()
+                        .map_err(|_| bad("not an address like 127.0.0.1:9100"))?,
+                );
             }
             _ => unreachable!("every flag of WITH_VALUE is matched"),
         }
@@ -367,6 +366,85 @@ impl CommonFlags {
     }
 }
 
+impl CommonFlags {
+    /// With `--metrics ADDR`: installs the Prometheus recorder (see
+    /// [`install_prometheus_recorder`](super::install_prometheus_recorder)), binds `ADDR` and
+    /// serves `/metrics` there for `layer` on a Tokio task, and returns the bound address (the
+    /// real port, also for `127.0.0.1:0`). Without the flag: `Ok(None)`, nothing installed.
+    ///
+    /// ```no_run
+    /// use tower_par::{server::CommonFlags, ParLayer, StaticClients};
+    ///
+    /// # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let mut flags = CommonFlags::new("127.0.0.1:3000".parse()?);
+    /// flags.parse_flag("--metrics", &mut ["127.0.0.1:9100".to_owned()].into_iter())?;
+    /// let par = ParLayer::builder()
+    ///     .issuer("https://as.example.com")
+    ///     .clients(StaticClients::default())
+    ///     .build()?;
+    /// if let Some(addr) = flags.start_metrics(&par).await? {
+    ///     println!("metrics on http://{addr}/metrics");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The address cannot be bound, another `metrics` recorder is installed, or this build has
+    /// no Prometheus support (feature `prometheus`).
+    #[cfg(feature = "prometheus")]
+    pub async fn start_metrics(&self, layer: &ParLayer) -> Result<Option<SocketAddr>, FlagError> {
+        let Some(addr) = self.metrics else {
+            return Ok(None);
+        };
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|err| FlagError(format!("--metrics: cannot listen on {addr}: {err}")))?;
+        let bound = listener.local_addr().unwrap_or(addr);
+        let handle = super::install_prometheus_recorder()?;
+        tokio::spawn(super::serve_metrics(
+            listener,
+            layer.clone(),
+            handle,
+            std::future::pending(),
+        ));
+        Ok(Some(bound))
+    }
+
+    /// Without the `prometheus` feature, `--metrics` cannot be served.
+    ///
+    /// # Errors
+    ///
+    /// `--metrics` was given.
+    #[cfg(not(feature = "prometheus"))]
+    #[allow(clippy::unused_async)]
+    pub async fn start_metrics(&self, layer: &ParLayer) -> Result<Option<SocketAddr>, FlagError> {
+        let _ = layer;
+        match self.metrics {
+            None => Ok(None),
+            Some(addr) => Err(FlagError(format!(
+                "--metrics {addr}: this build has no Prometheus support (feature `prometheus`)"
+            ))),
+        }
+    }
+}
+
+/// The common flags that take a value (`--require-par` is the one that does not).
+const WITH_VALUE: [&str; 12] = [
+    "--listen",
+    "--clients",
+    "--issuer",
+    "--lifetime",
+    "--capacity",
+    "--max-stored-bytes",
+    "--store",
+    "--redis-wait-replicas",
+    "--consume",
+    "--body-timeout",
+    "--header-read-timeout",
+    "--metrics",
+];
+
 const SECONDS: &str = "not a positive number of seconds";
 
 /// A positive number of seconds, fractions allowed (`0.5`).
@@ -375,4 +453,25 @@ fn positive_seconds(value: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds)
         .ok()
         .filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usage text names every common flag exactly once, and no other.
+    #[test]
+    fn usage_names_every_flag_once() {
+        let usage = CommonFlags::USAGE;
+        for flag in WITH_VALUE.iter().chain(&["--require-par"]) {
+            let mentions = usage.matches(&format!("[{flag} ")).count()
+                + usage.matches(&format!("[{flag}]")).count();
+            assert_eq!(mentions, 1, "{flag} in {usage}");
+        }
+        assert_eq!(
+            usage.matches("[--").count(),
+            WITH_VALUE.len() + 1,
+            "{usage}"
+        );
+    }
 }

@@ -10,8 +10,10 @@
 //! * [`CommonFlags`]: the command-line flags the reference binaries share (`--listen`,
 //!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--max-stored-bytes`, `--store`,
 //!   `--redis-wait-replicas`, `--consume`, `--require-par`, `--body-timeout`,
-//!   `--header-read-timeout`), and the listener, store,
-//!   layer builder and serving settings they describe.
+//!   `--header-read-timeout`, `--metrics`), and the listener, store, layer builder, serving
+//!   settings and metrics endpoint they describe.
+//! * [`serve_metrics`], [`install_prometheus_recorder`] (feature `prometheus`): `/metrics` in the
+//!   Prometheus text format on a listener of its own.
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
@@ -30,9 +32,13 @@
 //! ```
 
 mod flags;
+#[cfg(feature = "prometheus")]
+mod metrics;
 mod serve;
 
+#[cfg(feature = "prometheus")]
+pub use self::metrics::{install_prometheus_recorder, serve_metrics};
 pub use self::{
     flags::{CommonFlags, FlagError},
-    serve::{serve, shutdown_signal, ServeConfig},
+    serve::{serve, serve_with, shutdown_signal, ServeConfig},
 };

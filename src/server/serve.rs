@@ -4,6 +4,7 @@
 use std::{
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     task::{Context, Poll},
     time::Duration,
@@ -123,6 +124,45 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    serve_with(listener, move |_peer| service.clone(), config, shutdown).await
+}
+
+/// [`serve`] with a service made for each connection from the peer's address: a reverse proxy
+/// puts it into `X-Forwarded-For` ([`proxy::Forward::for_peer`](crate::proxy::Forward::for_peer)).
+///
+/// ```no_run
+/// use tower_par::server;
+///
+/// # #[tokio::main] async fn main() -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// let hello = |peer: std::net::SocketAddr| {
+///     tower::service_fn(move |_request: http::Request<hyper::body::Incoming>| async move {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(format!("hello {peer}")))
+///     })
+/// };
+/// server::serve_with(listener, hello, server::ServeConfig::default(), server::shutdown_signal()).await
+/// # }
+/// ```
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_with<F, S, B>(
+    listener: TcpListener,
+    mut make_service: F,
+    config: ServeConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()>
+where
+    F: FnMut(SocketAddr) -> S,
+    // hyper takes `&self`, so each request gets a clone of the connection's service.
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder
@@ -134,8 +174,8 @@ where
             accepted = listener.accept() => accepted,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _peer)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(err) if is_per_connection(&err) => continue,
             Err(err) => {
                 // EMFILE, ENFILE, ENOMEM: spinning on accept would only burn the CPU that the
@@ -149,7 +189,7 @@ where
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(
             TokioIo::new(Lingering::new(stream, config.lingering_close)),
-            TowerToHyperService::new(service.clone()),
+            TowerToHyperService::new(make_service(peer)),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {

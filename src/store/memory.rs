@@ -178,6 +178,11 @@ impl Charged {
         }
     }
 
+    /// A pushed request (charged to a client) rather than a remembered id.
+    const fn is_request(&self) -> bool {
+        self.owner.is_some()
+    }
+
     fn buckets(&self) -> impl Iterator<Item = &StoreKey> {
         self.owner.iter().chain(self.group.iter())
     }
@@ -224,6 +229,8 @@ impl Usage {
 #[derive(Default)]
 struct Ledger {
     total: Usage,
+    /// The pushed requests among `total`'s entries (the rest are remembered ids).
+    requests: u64,
     buckets: HashMap<StoreKey, Usage, BuildHasherDefault<DigestHasher>>,
     /// Keys with an admission in flight: its reservation becomes the charge of the value moka
     /// stores under the key, or is given back if none is stored. (moka runs the operations on
@@ -234,6 +241,7 @@ struct Ledger {
 impl Ledger {
     fn add(&mut self, charged: &Charged) {
         self.total.add(charged.weight);
+        self.requests += u64::from(charged.is_request());
         for bucket in charged.buckets() {
             self.buckets.entry(*bucket).or_default().add(charged.weight);
         }
@@ -241,6 +249,9 @@ impl Ledger {
 
     fn sub(&mut self, charged: &Charged) {
         self.total.sub(charged.weight);
+        self.requests = self
+            .requests
+            .saturating_sub(u64::from(charged.is_request()));
         for bucket in charged.buckets() {
             if let Some(usage) = self.buckets.get_mut(bucket) {
                 usage.sub(charged.weight);
@@ -482,12 +493,7 @@ impl MemoryStore {
                 (_, None) => return Ok(false),
                 (_, Some(refusal)) => {
                     if retried {
-                        tracing::warn!(
-                            max_entries = self.shared.limits.max_entries(),
-                            max_bytes = self.shared.limits.max_bytes(),
-                            error = %refusal,
-                            "memory store refusing an entry"
-                        );
+                        // The layer logs the refusal it answers, once (`crate::outcome`).
                         return Err(refusal);
                     }
                     retried = true;
@@ -691,6 +697,12 @@ impl ParStore for MemoryStore {
             };
             self.insert(key, slot, None, now_ms)
         })
+    }
+
+    /// Exact: the records the books hold (admissions in flight included, remembered ids not).
+    fn stored_requests(&self, _now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        let requests = self.shared.ledger().requests;
+        Box::pin(std::future::ready(Ok(Some(requests))))
     }
 }
 

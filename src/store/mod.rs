@@ -145,6 +145,20 @@ pub trait ParStore: Send + Sync + 'static {
     /// remembrance weighs [`RECORD_OVERHEAD_BYTES`] and one entry against the store-wide limits
     /// (no share): [`StoreError::Full`] when they are reached.
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool>;
+
+    /// How many pushed requests the store holds at `now` (records put and not yet taken,
+    /// completed or dead), for the gauge `tower_par_stored_requests` (feature `metrics`, set by
+    /// `ParLayer::update_gauges` once per scrape, never on a request's path). `None`, the
+    /// default, for a store that does not count them.
+    ///
+    /// The memory store's count is exact: the records it holds and charges to its budget,
+    /// remembered ids not included (a record dead by `now` counts until it is reclaimed, at
+    /// most about 11 s later). The Redis store counts the entries of its books that are alive
+    /// at `now`: pushed requests, plus the JWT ids remembered for replay (feature `jwt`).
+    fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        let _ = now;
+        Box::pin(std::future::ready(Ok(None)))
+    }
 }
 
 impl<T: ParStore + ?Sized> ParStore for std::sync::Arc<T> {
@@ -176,6 +190,9 @@ impl<T: ParStore + ?Sized> ParStore for std::sync::Arc<T> {
     }
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool> {
         (**self).remember(key, until, now)
+    }
+    fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        (**self).stored_requests(now)
     }
 }
 

@@ -1057,11 +1057,19 @@ impl RedisStore {
         part(limit, shard, self.limits.partitions())
     }
 
+    /// The next connection of the pool (a `WAIT` holds its connection: turns spread the load).
+    fn connection(&self) -> Connection {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        self.pool[turn].clone()
+    }
+
     /// Runs `call` on the next connection of the pool, with `WAIT` when configured.
     async fn execute(&self, call: &Call) -> Result<Reply, StoreError> {
-        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
-        let mut conn = self.pool[turn].clone();
-        run(self.op_timeout, send(&mut conn, call, self.wait)).await
+        run(
+            self.op_timeout,
+            send(&mut self.connection(), call, self.wait),
+        )
+        .await
     }
 
     /// Deletes the record of a put that failed after it may have stored it, in the background
@@ -1276,6 +1284,24 @@ impl ParStore for RedisStore {
                 0 => Ok(false),
                 _ => Err(StoreError::Full),
             }
+        })
+    }
+
+    /// The members of every shard's `live` set alive at `now` (`ZCOUNT`, one shard at a time,
+    /// so that no command crosses a slot): pushed requests and remembered JWT ids. On a Redis
+    /// Cluster each `ZCOUNT` goes to the master of its shard's slot (the client routes a keyed
+    /// command by its key, and reads from masters only).
+    fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        let after_now = format!("({}", unix_millis(now));
+        let mut conn = self.connection();
+        Box::pin(async move {
+            let mut alive = 0u64;
+            for shard in self.shards.iter() {
+                let mut zcount = ::redis::cmd("ZCOUNT");
+                zcount.arg(&shard.live).arg(&after_now).arg("+inf");
+                alive += run(self.op_timeout, zcount.query_async::<u64>(&mut conn)).await?;
+            }
+            Ok(Some(alive))
         })
     }
 }

@@ -81,6 +81,7 @@ where
     check_parallel_remember(Arc::new(make(STORE_LIMITS).await)).await;
     check_keys_are_independent(make(STORE_LIMITS).await).await;
     check_payload_round_trip(make(STORE_LIMITS).await).await;
+    check_stored_requests(make(STORE_LIMITS).await).await;
 }
 
 /// Lifetime of the records the checks push.
@@ -1107,4 +1108,58 @@ pub async fn check_payload_round_trip<S: ParStore>(store: S) {
         Some(record),
         "open must return the payload byte-exactly"
     );
+}
+
+/// [`ParStore::stored_requests`], for a store that counts (`Some`): a put adds one, a take or a
+/// completion removes it, an open keeps it, a refused put adds nothing. Skipped for `None`.
+pub async fn check_stored_requests<S: ParStore>(store: S) {
+    let fx = Fixture::new();
+    let Some(before) = stored_requests(&store, fx.t0).await else {
+        return;
+    };
+    let (a, b, c) = (fx.key("a"), fx.key("b"), fx.key("c"));
+    for key in [a, b, c] {
+        put_ok(&store, key, fx.record("p"), fx.t0, "stored requests").await;
+    }
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 3),
+        "three puts count"
+    );
+    let charge = Charge::new(Share::unlimited(fx.bucket("suite-client")));
+    put_refused(
+        &store,
+        a,
+        fx.record("again"),
+        charge,
+        fx.t0,
+        &StoreError::Exists,
+        "stored requests",
+    )
+    .await;
+    assert!(take(&store, a, fx.t0).await.is_some());
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 2),
+        "a take removes one"
+    );
+    assert!(open(&store, b, fx.t0).await.is_some());
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 2),
+        "an open keeps it"
+    );
+    assert!(complete(&store, b, fx.t0).await);
+    assert_eq!(
+        stored_requests(&store, fx.t0).await,
+        Some(before + 1),
+        "a completion removes one"
+    );
+}
+
+async fn stored_requests<S: ParStore>(store: &S, now: SystemTime) -> Option<u64> {
+    store
+        .stored_requests(now)
+        .await
+        .unwrap_or_else(|e| panic!("stored_requests must not fail: {e:?}"))
 }

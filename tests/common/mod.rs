@@ -5,6 +5,7 @@
 #[cfg(feature = "jwt")]
 pub mod jwt;
 pub mod raw_http;
+pub mod upstream;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -182,6 +183,11 @@ impl Drop for TestServer {
 
 pub async fn serve(layer: ParLayer, mode: InnerMode) -> TestServer {
     serve_service(layer.layer(inner_app(mode))).await
+}
+
+/// The layer `builder` builds, in front of the echo endpoint.
+pub async fn serve_echo(builder: ParLayerBuilder) -> TestServer {
+    serve(builder.build().unwrap(), InnerMode::Echo).await
 }
 
 /// The layer in front of `app`, served by hyper over TCP.
@@ -504,17 +510,26 @@ pub type Shared<T> = Arc<T>;
 
 /// Captures the log lines of the current thread — and so of the servers a test on the
 /// single-threaded test runtime starts — while it lives.
+///
+/// One global subscriber (at `TRACE`) writes each thread's lines to that thread's buffer. A
+/// subscriber per test (`set_default`) would not do: tracing caches each call site's interest
+/// process-wide, and a server of a parallel test that meets a call site first, on a thread
+/// without a subscriber, can leave it disabled for the others for a while (seen as events and
+/// spans missing from a capture).
 pub struct Logs {
-    captured: CapturedLogs,
-    _guard: tracing::subscriber::DefaultGuard,
+    _not_send: std::marker::PhantomData<*const ()>,
 }
 
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<std::sync::Mutex<Vec<u8>>>);
+thread_local! {
+    static THIS_THREADS_LOGS: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
 
-impl std::io::Write for CapturedLogs {
+/// Writes into the calling thread's buffer.
+struct ThisThread;
+
+impl std::io::Write for ThisThread {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
+        THIS_THREADS_LOGS.with_borrow_mut(|buffer| buffer.extend_from_slice(bytes));
         Ok(bytes.len())
     }
 
@@ -525,21 +540,36 @@ impl std::io::Write for CapturedLogs {
 
 impl Logs {
     pub fn capture() -> Self {
-        let captured = CapturedLogs::default();
-        let writer = captured.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
+        static GLOBAL: std::sync::Once = std::sync::Once::new();
+        GLOBAL.call_once(|| {
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(|| ThisThread)
+                .finish();
+            tracing::subscriber::set_global_default(subscriber)
+                .expect("no other global subscriber in the tests");
+        });
+        THIS_THREADS_LOGS.with_borrow_mut(Vec::clear);
         Self {
-            captured,
-            _guard: tracing::subscriber::set_default(subscriber),
+            _not_send: std::marker::PhantomData,
         }
     }
 
-    /// Everything logged so far.
+    /// Everything this thread logged since the capture began.
     pub fn text(&self) -> String {
-        String::from_utf8(self.captured.0.lock().unwrap().clone()).unwrap()
+        THIS_THREADS_LOGS.with_borrow(|buffer| String::from_utf8(buffer.clone()).unwrap())
+    }
+
+    /// Everything this thread logged since the last `take`, then forgotten.
+    pub fn take(&self) -> String {
+        THIS_THREADS_LOGS
+            .with_borrow_mut(|buffer| String::from_utf8(std::mem::take(buffer)).unwrap())
+    }
+}
+
+impl Drop for Logs {
+    fn drop(&mut self) {
+        THIS_THREADS_LOGS.with_borrow_mut(Vec::clear);
     }
 }

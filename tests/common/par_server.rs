@@ -64,6 +64,8 @@ fn newest_mtime(path: &Path) -> SystemTime {
 pub struct Node {
     pub child: Child,
     pub base: String,
+    /// The `/metrics` URL it printed (`--metrics ADDR`).
+    pub metrics: Option<String>,
 }
 
 impl Drop for Node {
@@ -93,15 +95,24 @@ impl Node {
         let (tx, rx) = mpsc::channel();
         // A thread, so that a silent server cannot block the test past the timeout.
         std::thread::spawn(move || {
+            let mut metrics = None;
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                // Printed before "listening on".
+                if let Some(url) = line.strip_prefix("metrics on ") {
+                    metrics = Some(url.trim().to_owned());
+                }
                 if let Some(base) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(base.trim().to_owned());
+                    let _ = tx.send((base.trim().to_owned(), metrics.take()));
                 }
             }
         });
         match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok(base) => Self { child, base },
+            Ok((base, metrics)) => Self {
+                child,
+                base,
+                metrics,
+            },
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait();
@@ -109,6 +120,49 @@ impl Node {
                     "par_server did not report its address within {STARTUP_TIMEOUT:?} ({status:?})"
                 );
             }
+        }
+    }
+}
+
+/// Runs `binary ARGS` and asserts what a reference binary does with flags it cannot use: exit
+/// code 2, nothing on stdout, a message on stderr that starts with `prefix`. Returns stderr.
+#[track_caller]
+pub fn assert_refused<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
+    binary: &Path,
+    args: &[S],
+    prefix: &str,
+) -> String {
+    let output = Command::new(binary)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{args:?}");
+    assert!(output.stdout.is_empty(), "{args:?}: nothing on stdout");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(stderr.starts_with(prefix), "{args:?}: {stderr}");
+    stderr
+}
+
+impl Node {
+    /// Sends SIGTERM and asserts a graceful exit (status 0) within 10 s.
+    #[cfg(unix)]
+    #[track_caller]
+    pub fn assert_graceful_sigterm(&mut self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{status:?}");
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "SIGTERM was ignored");
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 }

@@ -262,72 +262,79 @@ impl RedisServer {
 
     /// A CA and a server certificate for 127.0.0.1 in the server's directory.
     fn make_certificates(&mut self) -> Result<(), String> {
-        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
-        fs::write(
-            self.dir.join("server.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-             keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
-        )
-        .map_err(|e| e.to_string())?;
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
-        let steps: [&[&str]; 3] = [
-            &[
-                &["req", "-x509"],
-                &ec[..],
-                &["-keyout", "ca.key", "-out", "ca.crt"],
-                &["-days", "2", "-subj", "/CN=tower-par test CA"],
-            ]
-            .concat(),
-            &[
-                &["req"],
-                &ec[..],
-                &["-keyout", "server.key", "-out", "server.csr"],
-                &["-subj", "/CN=127.0.0.1"],
-            ]
-            .concat(),
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "server.crt",
-                "-days",
-                "2",
-                "-extfile",
-                "server.ext",
-            ],
-        ];
-        for args in steps {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(&self.dir)
-                .output()
-                .map_err(|e| {
-                    format!("cannot run openssl (install it: apt-get install -y openssl): {e}")
-                })?;
-            if !output.status.success() {
-                return Err(format!(
-                    "openssl {args:?} failed: {}",
-                    String::from_utf8_lossy(&output.stderr)
-                ));
-            }
-        }
-        let ca = fs::read(self.dir.join("ca.crt")).map_err(|e| e.to_string())?;
-        self.tls_ca = Some(ca);
+        self.tls_ca = Some(throwaway_certificates(&self.dir)?);
         Ok(())
     }
+}
+
+/// A throwaway CA (`ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
+/// (`server.crt`, `server.key`) in `dir`, made with the `openssl` command. Returns the CA's PEM.
+/// The certificate serves clients too (`clientAuth`): a TLS Redis Cluster's nodes present it to
+/// each other on the cluster bus.
+pub fn throwaway_certificates(dir: &Path) -> Result<Vec<u8>, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [&[&str]; 3] = [
+        &[
+            &["req", "-x509"],
+            &ec[..],
+            &["-keyout", "ca.key", "-out", "ca.crt"],
+            &["-days", "2", "-subj", "/CN=tower-par test CA"],
+        ]
+        .concat(),
+        &[
+            &["req"],
+            &ec[..],
+            &["-keyout", "server.key", "-out", "server.csr"],
+            &["-subj", "/CN=127.0.0.1"],
+        ]
+        .concat(),
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ],
+    ];
+    for args in steps {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .map_err(|e| {
+                format!("cannot run openssl (install it: apt-get install -y openssl): {e}")
+            })?;
+        if !output.status.success() {
+            return Err(format!(
+                "openssl {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    fs::read(dir.join("ca.crt")).map_err(|e| e.to_string())
 }
 
 impl Drop for RedisServer {
