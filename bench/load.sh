@@ -6,6 +6,8 @@
 #                            # 4) par_server redeem
 #   bench/load.sh memory     # bytes per stored request, capacity flood
 #   bench/load.sh redis      # push and redeem with --store redis:// against --store memory
+#   bench/load.sh cluster    # push and redeem on a Redis Cluster (3 masters, 3 replicas) against
+#                            # one Redis, and the cost of --redis-wait-replicas 1
 #   bench/load.sh instructions # callgrind instruction counts of benches/layer.rs (repeatable)
 #   bench/load.sh proxy      # par-proxy (issue 13): pass-through GET vs nginx in front of the same
 #                            # upstream (bare_201), and push at par-proxy vs push at par_server
@@ -20,8 +22,8 @@
 set -euo pipefail
 
 MODE=${1:-all}
-case $MODE in all | throughput | memory | redis | instructions | proxy) ;; *)
-  echo "usage: $0 [all|throughput|memory|redis|instructions|proxy]" >&2
+case $MODE in all | throughput | memory | redis | cluster | instructions | proxy) ;; *)
+  echo "usage: $0 [all|throughput|memory|redis|cluster|instructions|proxy]" >&2
   exit 2
   ;;
 esac
@@ -256,6 +258,13 @@ redeem_run() {
   done
 }
 
+# rows_table : the measured runs (ROWS) as a markdown table.
+rows_table() {
+  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
+  printf '%s\n' "${ROWS[@]}"
+}
+
 # ---------------------------------------------------------------------------------------------
 us_ms() { awk -v u="$1" 'BEGIN { printf "%.2f ms", u / 1000 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -293,9 +302,7 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
 
   echo "## Throughput"
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "CPU µs/request: (utime + stime of the server process during the measured run, from /proc/PID/stat at ${CLK_TCK} Hz) / requests; on 2 cores up to 2 s of CPU per wall second. Rest of machine CPU: busy time of the whole machine (/proc/stat) minus the server minus wrk, as a share of all cores during the measured run: other processes plus kernel work charged to no task (softirq on an idle core); above a few percent the row is contaminated."
   echo
@@ -371,8 +378,11 @@ if [ "$MODE" = all ] || [ "$MODE" = memory ]; then
   echo
 fi
 
-if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
-  log "== redis"
+# start_redis NAME [redis-server args...] : a redis-server on the next port, no persistence, in its
+# own directory; waits (bounded) for PONG and sets REDIS_PORT.
+start_redis() {
+  local name=$1 i
+  shift
   command -v redis-server >/dev/null 2>&1 || {
     log "installing redis-server (Debian package)"
     as_root apt-get update -qq >&2
@@ -380,13 +390,20 @@ if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
   }
   PORT=$((PORT + 1))
   REDIS_PORT=$PORT
+  mkdir -p "$WORK/$name"
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-    --maxmemory-policy noeviction >"$WORK/redis.out" 2>&1 &
+    --maxmemory-policy noeviction --dir "$WORK/$name" "$@" >"$WORK/$name.out" 2>&1 &
   PIDS+=("$!")
   for ((i = 0; i < 50; i++)); do
-    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && break
+    redis-cli -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0
     sleep 0.1
   done
+  die "redis-server $name did not answer PING on port $REDIS_PORT"
+}
+
+if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
+  log "== redis"
+  start_redis redis
   REDIS_URL="redis://127.0.0.1:$REDIS_PORT/"
   ROWS=()
   # The same runs on both stores, one after the other, each server fresh. Both get the same
@@ -406,15 +423,88 @@ if [ "$MODE" = all ] || [ "$MODE" = redis ]; then
   echo
   echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*'), on this machine, no persistence."
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "| ratio | value |"
   echo "|---|---:|"
   echo "| push: redis / memory | $(ratio "${RPS[redis_push]}" "${RPS[mem_push]}") |"
   echo "| redeem: redis / memory | $(ratio "${RPS[redis_redeem]}" "${RPS[mem_redeem]}") |"
   echo
+fi
+
+if [ "$MODE" = all ] || [ "$MODE" = cluster ]; then
+  log "== cluster"
+  # One Redis, and a Redis Cluster of 3 masters and 3 replicas (as tests/common/redis_cluster.rs
+  # makes it); all seven servers, par_server and wrk share this machine's cores.
+  start_redis single
+  SINGLE_URL="redis://127.0.0.1:$REDIS_PORT/"
+  CLUSTER_PIDS=("${PIDS[-1]}")
+  CLUSTER_PORTS=()
+  for node in 1 2 3 4 5 6; do
+    # The cluster bus port is set explicitly: the default (port + 10000) may be an ephemeral one.
+    start_redis "node$node" --cluster-enabled yes --cluster-node-timeout 1000 \
+      --cluster-config-file "$WORK/node$node/nodes.conf" --cluster-port $((PORT + 1000)) \
+      --repl-diskless-sync-delay 0
+    CLUSTER_PORTS+=("$REDIS_PORT")
+    CLUSTER_PIDS+=("${PIDS[-1]}")
+  done
+  redis-cli --cluster create $(printf '127.0.0.1:%s ' "${CLUSTER_PORTS[@]}") \
+    --cluster-replicas 1 --cluster-yes >"$WORK/cluster-create.out" 2>&1 ||
+    die "redis-cli --cluster create failed: $(cat "$WORK/cluster-create.out")"
+  cluster_ok() {
+    local p
+    for p in "${CLUSTER_PORTS[@]}"; do
+      redis-cli -p "$p" cluster info | grep -q '^cluster_state:ok' || return 1
+      if redis-cli -p "$p" info replication | grep -q '^role:slave'; then
+        redis-cli -p "$p" info replication | grep -q '^master_link_status:up' || return 1
+      fi
+    done
+  }
+  for ((i = 0; i < 300; i++)); do cluster_ok && break; sleep 0.1; done
+  cluster_ok || die "the Redis Cluster did not settle within 30 s"
+  CLUSTER_URL="redis-cluster://$(printf '127.0.0.1:%s,' "${CLUSTER_PORTS[@]}" | sed 's/,$//')"
+  flush_all() {
+    local p
+    redis-cli -p "$SINGLE_PORT" flushall >/dev/null
+    # Replicas refuse FLUSHALL (READONLY) and follow their masters.
+    for p in "${CLUSTER_PORTS[@]}"; do redis-cli -p "$p" flushall >/dev/null 2>&1 || true; done
+  }
+  SINGLE_PORT=${SINGLE_URL#redis://127.0.0.1:}
+  SINGLE_PORT=${SINGLE_PORT%/}
+  ROWS=()
+  for run in "single|one Redis|--store $SINGLE_URL" \
+    "cluster|Redis Cluster, 3 masters + 3 replicas|--store $CLUSTER_URL" \
+    "cluster_wait|the same cluster, --redis-wait-replicas 1|--store $CLUSTER_URL --redis-wait-replicas 1"; do
+    IFS='|' read -r name label store_args <<<"$run"
+    flush_all
+    # shellcheck disable=SC2086 # the store arguments are deliberately split into words
+    start_server "${name}_push" "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect \
+      --issuer http://bench.test --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" $store_args
+    measure "${name}_push" "push, $label" "$BENCH/push.lua" "" ""
+    stop_server
+    flush_all
+    # shellcheck disable=SC2086
+    redeem_run "${name}_redeem" "redeem, $label" --issuer http://bench.test $store_args
+  done
+  echo "## Redis Cluster against one Redis, and waiting for a replica"
+  echo
+  echo "Redis $(redis-server --version | grep -o 'v=[0-9.]*'), no persistence. The cluster is 3 masters and 3 replicas (\`--cluster-replicas 1\`), the store's 16 shards 5 or 6 a master. **All seven Redis servers, par_server and wrk share this machine's $(nproc) cores**: a cluster spread over hosts would not pay for the other servers' CPU, so the cluster rows are a lower bound."
+  echo
+  rows_table
+  echo
+  echo "Rest of machine CPU includes the Redis servers here: it is not contamination in this table."
+  echo
+  echo "| ratio | value |"
+  echo "|---|---:|"
+  echo "| push: cluster / one Redis | $(ratio "${RPS[cluster_push]}" "${RPS[single_push]}") |"
+  echo "| redeem: cluster / one Redis | $(ratio "${RPS[cluster_redeem]}" "${RPS[single_redeem]}") |"
+  echo "| push: --redis-wait-replicas 1 / without (cluster) | $(ratio "${RPS[cluster_wait_push]}" "${RPS[cluster_push]}") |"
+  echo "| redeem: --redis-wait-replicas 1 / without (cluster) | $(ratio "${RPS[cluster_wait_redeem]}" "${RPS[cluster_redeem]}") |"
+  echo
+  # The runs that follow in `all` count the rest of the machine's CPU: these seven Redis servers
+  # (the cluster's gossip) must not be part of it.
+  for pid in "${CLUSTER_PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${CLUSTER_PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
 fi
 
 if [ "$MODE" = all ] || [ "$MODE" = proxy ]; then
@@ -511,9 +601,7 @@ NGINX
   echo
   echo "Upstream: examples/bare_201 (bare hyper, 201 to every request). wrk -t$THREADS -c$CONNS -d$DURATION, each proxy fresh."
   echo
-  echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
-  echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
-  printf '%s\n' "${ROWS[@]}"
+  rows_table
   echo
   echo "| ratio | value | goal |"
   echo "|---|---:|---|"

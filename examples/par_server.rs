@@ -8,13 +8,15 @@
 //! Flags: `--listen ADDR` (default 127.0.0.1:3000), `--clients PATH` (default: the bundled demo
 //! clients), `--issuer URL` (default `http://<listen address>`), `--inner redirect|echo|login`
 //! (default redirect), `--lifetime SECS` (default 60), `--capacity N` (default 1000000),
-//! `--max-stored-bytes N` (default 268435456, 256 MiB), `--store memory|redis://HOST:PORT/`
-//! (default memory), `--consume strict|completion` (default strict), `--require-par` (every
-//! client must push), `--body-timeout SECS` (default 10), `--header-read-timeout SECS` (default
-//! 10), `--metrics ADDR` (`/metrics` in the Prometheus text format on its own listener; it prints
-//! `metrics on http://ADDR/metrics`). The flags it shares with `par-proxy`, the store they name,
-//! the metrics endpoint and the serving loop (header-read timeout, lingering close, graceful
-//! shutdown) are library code: `tower_par::server`.
+//! `--max-stored-bytes N` (default 268435456, 256 MiB), `--store memory|redis://HOST:PORT/|
+//! redis-cluster://HOST:PORT[,HOST:PORT…]` (default memory), `--redis-wait-replicas N` (replicas
+//! that must hold each write of a Redis store, default 0), `--consume strict|completion`
+//! (default strict), `--require-par` (every client must push), `--body-timeout SECS` (default
+//! 10), `--header-read-timeout SECS` (default 10), `--metrics ADDR` (`/metrics` in the
+//! Prometheus text format on its own listener; it prints `metrics on http://ADDR/metrics`). The
+//! flags it shares with `par-proxy`, the store they name, the metrics endpoint and the serving
+//! loop (header-read timeout, lingering close, graceful shutdown) are library code:
+//! `tower_par::server`.
 
 use std::{net::SocketAddr, process::ExitCode};
 

@@ -74,7 +74,8 @@
 //!
 //! ## Features
 //!
-//! * `redis`: [`store::RedisStore`], one-time handles across many nodes.
+//! * `redis`: [`store::RedisStore`], one-time handles across many nodes, on one Redis or a Redis
+//!   Cluster, optionally waiting for replicas.
 //! * `jwt`: `private_key_jwt`, `client_secret_jwt`, signed request objects, DPoP at PAR.
 //! * `test-suite`: the shared store test-suite, for backend authors.
 //! * `server`: [`server`], serving the layer over TCP as the reference binaries do.

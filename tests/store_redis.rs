@@ -7,24 +7,18 @@
 
 #[path = "common/redis_server.rs"]
 mod redis_server;
+#[path = "common/store_fixtures.rs"]
+mod store_fixtures;
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant, SystemTime},
-};
+use std::time::{Duration, Instant, SystemTime};
 
 use redis_server::RedisServer;
+use store_fixtures::{free, fresh_prefix, key};
 use tower_par::store::{
-    test_suite, Charge, ParStore, Record, RedisStore, RedisStoreConfig, Share, StoreError, StoreKey,
+    test_suite, ParStore, Record, RedisStore, RedisStoreConfig, StoreError, StoreKey,
 };
 
 const OP_TIMEOUT: Duration = Duration::from_millis(300);
-
-/// A prefix no other store in this process uses, so tests on one server never share keys.
-fn fresh_prefix() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!("test-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
 
 fn config(server: &RedisServer, prefix: &str) -> RedisStoreConfig {
     RedisStoreConfig::new(server.url())
@@ -38,30 +32,24 @@ async fn store(server: &RedisServer, prefix: &str) -> RedisStore {
         .expect("connect to the test redis-server")
 }
 
-fn key(n: u32) -> StoreKey {
-    StoreKey::derive("https://as.example.com", "client", &n.to_be_bytes())
-}
-
 fn record(expires_at: SystemTime, payload: &'static str) -> Record {
     Record::new(expires_at, payload)
 }
 
 /// The Redis key of a record, as `RedisStore`'s docs lay it out: the shard (of 16, the default)
-/// from the digest's last four bytes, in the hash tag `{<prefix>:<shard>}`.
+/// from the digest's last four bytes, in the hash tag `{<prefix>:<shard>:<salt>}` whose salt is
+/// the smallest that puts the tag's Redis Cluster slot (CRC16/XMODEM mod 16,384) in the shard's
+/// sixteenth of the slots.
 fn record_key_name(prefix: &str, key: StoreKey) -> String {
     let digest = key.as_bytes();
     let shard = u32::from_be_bytes([digest[28], digest[29], digest[30], digest[31]]) % 16;
-    format!("{{{prefix}:{shard}}}:{}", key.to_hex())
-}
-
-/// A charge without share limits, for tests about other rules.
-fn free() -> Charge {
-    Charge::new(Share::unlimited(StoreKey::derive_tagged(
-        b"test/share",
-        "https://as.example.com",
-        "client",
-        b"",
-    )))
+    let slot =
+        |tag: &String| u32::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % 16_384;
+    let tag = (0..)
+        .map(|salt| format!("{prefix}:{shard}:{salt}"))
+        .find(|tag| slot(tag) / 1_024 == shard)
+        .expect("a salt");
+    format!("{{{tag}}}:{}", key.to_hex())
 }
 
 /// A raw connection for looking at what the store left in Redis.
@@ -557,4 +545,122 @@ async fn tls_with_a_private_ca() {
         RedisStore::connect(plain.op_timeout(OP_TIMEOUT)).await,
         Err(StoreError::Unavailable(_))
     ));
+}
+
+/// How many replicas the master at `server` lists as online (`INFO replication`).
+async fn online_replicas(server: &RedisServer) -> usize {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query_async(&mut raw(server).await)
+        .await
+        .unwrap();
+    info.matches("state=online").count()
+}
+
+/// Waits (at most 10 s) until the master lists `count` online replicas.
+async fn until_online_replicas(server: &RedisServer, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while online_replicas(server).await != count {
+        assert!(
+            Instant::now() < deadline,
+            "not {count} online replicas in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `wait_replicas` on one Redis with one replica (`--redis-wait-replicas` with `redis://`): writes
+/// count once the replica holds them. Without an online replica every operation is refused before
+/// it writes (a take burns nothing); with a replica that stalls, a put is refused after `WAIT`
+/// times out and its record is deleted. Both within the operation timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_wait_for_a_replica_and_fail_closed_without_one() {
+    let master = RedisServer::start();
+    let master_port = master.port().to_string();
+    let mut replica = RedisServer::start_with_args(&[
+        "--replicaof",
+        "127.0.0.1",
+        &master_port,
+        "--repl-diskless-sync-delay",
+        "0",
+    ]);
+    until_online_replicas(&master, 1).await;
+    let prefix = fresh_prefix();
+    let s = RedisStore::connect(config(&master, &prefix).wait_replicas(1))
+        .await
+        .unwrap();
+    let now = SystemTime::now();
+    let later = now + Duration::from_secs(60);
+    for n in 1..=3 {
+        s.put(key(n), record(later, "kept"), free(), now)
+            .await
+            .unwrap();
+    }
+    assert!(s.take(key(1), now).await.unwrap().is_some());
+    // The replica holds what the master confirmed.
+    let mut on_replica = raw(&replica).await;
+    let copied: u32 = redis::cmd("EXISTS")
+        .arg(record_key_name(&prefix, key(2)))
+        .arg(record_key_name(&prefix, key(1)))
+        .query_async(&mut on_replica)
+        .await
+        .unwrap();
+    assert_eq!(copied, 1, "key 2 is on the replica, taken key 1 is not");
+
+    replica.stop();
+    until_online_replicas(&master, 0).await;
+    let refused = |result: Result<(), StoreError>, started: Instant| {
+        assert!(started.elapsed() < OP_TIMEOUT + Duration::from_millis(200));
+        match result {
+            Err(StoreError::Unavailable(e)) => assert!(e.to_string().contains("NOREPLICAS"), "{e}"),
+            other => panic!("{other:?}"),
+        }
+    };
+    let started = Instant::now();
+    refused(
+        s.put(key(4), record(later, "x"), free(), now).await,
+        started,
+    );
+    let started = Instant::now();
+    refused(s.take(key(2), now).await.map(drop), started);
+
+    replica.restart();
+    until_online_replicas(&master, 1).await;
+    assert!(
+        s.take(key(2), now).await.unwrap().is_some(),
+        "the refused take burnt nothing"
+    );
+    assert!(s.take(key(4), now).await.unwrap().is_none(), "never stored");
+
+    // A replica that stalls: online for the master, but its WAIT times out.
+    replica.pause();
+    let started = Instant::now();
+    let put = s.put(key(5), record(later, "x"), free(), now).await;
+    replica.resume();
+    assert!(started.elapsed() < OP_TIMEOUT + Duration::from_millis(200));
+    match put {
+        Err(StoreError::Unavailable(e)) => {
+            assert!(e.to_string().contains("replicas confirmed"), "{e}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The master had stored it; the store deletes it in the background.
+    let mut on_master = raw(&master).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists: bool = redis::cmd("EXISTS")
+            .arg(record_key_name(&prefix, key(5)))
+            .query_async(&mut on_master)
+            .await
+            .unwrap();
+        if !exists {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the unconfirmed record stays");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.put(key(6), record(later, "after"), free(), now)
+        .await
+        .unwrap();
+    assert!(s.take(key(3), now).await.unwrap().is_some());
 }

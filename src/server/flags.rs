@@ -71,6 +71,14 @@ impl std::error::Error for FlagError {}
 /// assert!(flags.parse_flag("--body-timeout", &mut ["0.5".to_string()].into_iter()).unwrap());
 /// assert_eq!(flags.body_timeout, Duration::from_millis(500));
 /// assert!(flags.parse_flag("--header-read-timeout", &mut ["0".to_string()].into_iter()).is_err());
+///
+/// // A Redis Cluster named by two of its nodes; every write waits for one replica.
+/// let mut value = |v: &str| [v.to_string()].into_iter();
+/// assert!(flags.parse_flag("--store", &mut value("redis-cluster://10.0.0.1:7000,10.0.0.2:7000")).unwrap());
+/// assert!(flags.parse_flag("--redis-wait-replicas", &mut value("1")).unwrap());
+/// assert_eq!(flags.redis_wait_replicas, 1);
+/// assert!(flags.parse_flag("--redis-wait-replicas", &mut value("-1")).is_err());
+/// assert!(flags.parse_flag("--store", &mut value("memcached://h:1")).is_err());
 /// ```
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -87,8 +95,12 @@ pub struct CommonFlags {
     pub capacity: u64,
     /// `--max-stored-bytes N`: the byte budget of the store (default 256 MiB).
     pub max_stored_bytes: u64,
-    /// `--store memory|redis://…`: where pushed requests live (default `memory`).
+    /// `--store memory|redis://…|redis-cluster://…`: where pushed requests live (default
+    /// `memory`).
     pub store: String,
+    /// `--redis-wait-replicas N`: how many replicas must hold each write of a Redis store
+    /// before it counts (default 0; [`RedisStoreConfig::wait_replicas`](crate::store::RedisStoreConfig::wait_replicas)).
+    pub redis_wait_replicas: u32,
     /// `--consume strict|completion` (default strict).
     pub consume: Consumption,
     /// `--require-par`: every client must push.
@@ -107,8 +119,10 @@ pub struct CommonFlags {
 impl CommonFlags {
     /// The usage text of the common flags.
     pub const USAGE: &'static str = "[--listen ADDR] [--clients PATH] [--issuer URL] \
-[--lifetime SECS] [--capacity N] [--max-stored-bytes N] [--store memory|redis://HOST:PORT/] [--consume strict|completion] [--require-par] \
-[--body-timeout SECS] [--header-read-timeout SECS] [--metrics ADDR]";
+[--lifetime SECS] [--capacity N] [--max-stored-bytes N] \
+[--store memory|redis://HOST:PORT/|redis-cluster://HOST:PORT[,HOST:PORT…]] [--redis-wait-replicas N] \
+[--consume strict|completion] [--require-par] [--body-timeout SECS] [--header-read-timeout SECS] \
+[--metrics ADDR]";
 
     /// The defaults, listening on `listen`.
     #[must_use]
@@ -121,6 +135,7 @@ impl CommonFlags {
             capacity: DEFAULT_MAX_ENTRIES,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             store: "memory".into(),
+            redis_wait_replicas: 0,
             consume: Consumption::Strict,
             require_par: false,
             body_timeout: ParLayerBuilder::DEFAULT_BODY_TIMEOUT,
@@ -145,19 +160,6 @@ impl CommonFlags {
             self.require_par = true;
             return Ok(true);
         }
-        const WITH_VALUE: [&str; 11] = [
-            "--listen",
-            "--clients",
-            "--issuer",
-            "--lifetime",
-            "--capacity",
-            "--max-stored-bytes",
-            "--store",
-            "--consume",
-            "--body-timeout",
-            "--header-read-timeout",
-            "--metrics",
-        ];
         if !WITH_VALUE.contains(&flag) {
             return Ok(false);
         }
@@ -194,13 +196,22 @@ impl CommonFlags {
                     .ok_or_else(|| bad("not a positive number of bytes"))?;
             }
             "--store" => {
-                if value != "memory"
-                    && !value.starts_with("redis://")
-                    && !value.starts_with("rediss://")
-                {
-                    return Err(bad("expected memory or a redis:// URL"));
+                const REDIS: [&str; 4] = [
+                    "redis://",
+                    "rediss://",
+                    "redis-cluster://",
+                    "rediss-cluster://",
+                ];
+                if value != "memory" && !REDIS.iter().any(|scheme| value.starts_with(scheme)) {
+                    return Err(bad(
+                        "expected memory, a redis:// URL or a redis-cluster://HOST:PORT,… URL",
+                    ));
                 }
                 self.store = value;
+            }
+            "--redis-wait-replicas" => {
+                self.redis_wait_replicas =
+                    value.parse().map_err(|_| bad("not a number of replicas"))?;
             }
             "--consume" => {
                 self.consume = match value.as_str() {
@@ -289,14 +300,21 @@ impl CommonFlags {
     }
 
     /// The store `--store` names: a [`MemoryStore`] of `--capacity` entries and
-    /// `--max-stored-bytes` bytes, or a Redis store (feature `redis`) whose keys are prefixed
-    /// with the issuer, with the same limits.
+    /// `--max-stored-bytes` bytes, or a Redis store (feature `redis`) on one server or a Redis
+    /// Cluster whose keys are prefixed with the issuer, with the same limits, waiting for
+    /// `--redis-wait-replicas` replicas after each write.
     ///
     /// # Errors
     ///
-    /// Redis cannot be reached, or this build has no Redis support.
+    /// Redis cannot be reached, this build has no Redis support, or `--redis-wait-replicas` was
+    /// given for the memory store.
     pub async fn store(&self, issuer: &str) -> Result<Arc<dyn ParStore>, FlagError> {
         if self.store == "memory" {
+            if self.redis_wait_replicas > 0 {
+                return Err(FlagError(
+                    "--redis-wait-replicas needs --store redis://… or redis-cluster://…".into(),
+                ));
+            }
             return Ok(Arc::new(MemoryStore::with_limits(self.limits())));
         }
         self.redis_store(issuer).await
@@ -308,7 +326,8 @@ impl CommonFlags {
         let config = crate::store::RedisStoreConfig::new(url.as_str())
             .prefix(format!("tower-par:{issuer}"))
             .max_entries(self.capacity)
-            .max_stored_bytes(self.max_stored_bytes);
+            .max_stored_bytes(self.max_stored_bytes)
+            .wait_replicas(self.redis_wait_replicas);
         let store = crate::store::RedisStore::connect(config)
             .await
             .map_err(|err| FlagError(format!("redis store {url}: {err}")))?;
@@ -410,6 +429,22 @@ impl CommonFlags {
     }
 }
 
+/// The common flags that take a value (`--require-par` is the one that does not).
+const WITH_VALUE: [&str; 12] = [
+    "--listen",
+    "--clients",
+    "--issuer",
+    "--lifetime",
+    "--capacity",
+    "--max-stored-bytes",
+    "--store",
+    "--redis-wait-replicas",
+    "--consume",
+    "--body-timeout",
+    "--header-read-timeout",
+    "--metrics",
+];
+
 const SECONDS: &str = "not a positive number of seconds";
 
 /// A positive number of seconds, fractions allowed (`0.5`).
@@ -418,4 +453,25 @@ fn positive_seconds(value: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(seconds)
         .ok()
         .filter(|d| !d.is_zero())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The usage text names every common flag exactly once, and no other.
+    #[test]
+    fn usage_names_every_flag_once() {
+        let usage = CommonFlags::USAGE;
+        for flag in WITH_VALUE.iter().chain(&["--require-par"]) {
+            let mentions = usage.matches(&format!("[{flag} ")).count()
+                + usage.matches(&format!("[{flag}]")).count();
+            assert_eq!(mentions, 1, "{flag} in {usage}");
+        }
+        assert_eq!(
+            usage.matches("[--").count(),
+            WITH_VALUE.len() + 1,
+            "{usage}"
+        );
+    }
 }

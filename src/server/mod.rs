@@ -8,9 +8,10 @@
 //!   shutdown that lets requests in flight finish.
 //! * [`shutdown_signal`]: resolves on SIGINT or SIGTERM.
 //! * [`CommonFlags`]: the command-line flags the reference binaries share (`--listen`,
-//!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--store`, `--consume`,
-//!   `--require-par`, `--body-timeout`, `--header-read-timeout`, `--metrics`), and the listener,
-//!   store, layer builder, serving settings and metrics endpoint they describe.
+//!   `--clients`, `--issuer`, `--lifetime`, `--capacity`, `--max-stored-bytes`, `--store`,
+//!   `--redis-wait-replicas`, `--consume`, `--require-par`, `--body-timeout`,
+//!   `--header-read-timeout`, `--metrics`), and the listener, store, layer builder, serving
+//!   settings and metrics endpoint they describe.
 //! * [`serve_metrics`], [`install_prometheus_recorder`] (feature `prometheus`): `/metrics` in the
 //!   Prometheus text format on a listener of its own.
 //!

@@ -3,13 +3,19 @@
 use std::{
     fmt,
     future::Future,
-    sync::{Arc, LazyLock},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, LazyLock,
+    },
     time::{Duration, SystemTime},
 };
 
 use ::redis::{
-    aio::{ConnectionManager, ConnectionManagerConfig},
-    Client, RedisResult, Script,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterClientBuilder, ClusterConfig},
+    cluster_async::ClusterConnection,
+    cmd, from_redis_value, pipe, Client, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError,
+    RedisFuture, RedisResult, Script, ServerErrorKind, ToRedisArgs, Value,
 };
 
 use super::{
@@ -21,7 +27,8 @@ use super::{
 /// "Budgets"). KEYS[3] is the shard's `live` sorted set (key hex → deadline), KEYS[4] its
 /// `charges` hash (key hex → `weight|owner|group`), KEYS[5] its `usage` hash (`n`/`b` for the
 /// shard, `<bucket>:n`/`<bucket>:b` per share bucket). Lua numbers are doubles, exact for
-/// millisecond timestamps and byte counts (below 2^53).
+/// millisecond timestamps and byte counts (below 2^53). It ends with the replicas check every
+/// script starts with.
 const LUA_BOOKS: &str = r"
 local LIVE, CHARGES, USAGE = KEYS[3], KEYS[4], KEYS[5]
 
@@ -70,6 +77,24 @@ end
 local function charge(p, w)
   redis.call('HINCRBY', USAGE, p .. 'n', 1)
   redis.call('HINCRBY', USAGE, p .. 'b', w)
+end
+
+-- The last ARGV of every script: how many replicas the WAIT after it waits for. Unless that
+-- many are online (and acknowledged within 3 s), refuse before writing anything: their WAIT
+-- would fail anyway, and a take would burn its record on the way to that failure.
+do
+  local needed = tonumber(ARGV[#ARGV])
+  if needed > 0 then
+    local online = 0
+    local info = redis.call('INFO', 'replication')
+    -- Redis may print lag=-1 (an acknowledgement newer than its cached clock): fresh too.
+    for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%-?%d+)') do
+      if tonumber(lag) <= 3 then online = online + 1 end
+    end
+    if online < needed then
+      return redis.error_reply('NOREPLICAS ' .. online .. ' of ' .. needed .. ' replicas online')
+    end
+  end
 end
 ";
 
@@ -167,15 +192,26 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[3])
 return 1
 ";
 
-fn script(body: &str) -> Script {
-    Script::new(&[LUA_BOOKS, body].concat())
+/// A script: its source, sent with `EVAL` when a server does not know it yet, and its SHA-1, sent
+/// with `EVALSHA` otherwise.
+struct Lua {
+    code: String,
+    hash: String,
 }
 
-static PUT: LazyLock<Script> = LazyLock::new(|| script(LUA_PUT));
-static TAKE: LazyLock<Script> = LazyLock::new(|| script(LUA_TAKE));
-static OPEN: LazyLock<Script> = LazyLock::new(|| script(LUA_OPEN));
-static COMPLETE: LazyLock<Script> = LazyLock::new(|| script(LUA_COMPLETE));
-static REMEMBER: LazyLock<Script> = LazyLock::new(|| script(LUA_REMEMBER));
+impl Lua {
+    fn new(body: &str) -> Self {
+        let code = [LUA_BOOKS, body].concat();
+        let hash = Script::new(&code).get_hash().to_owned();
+        Self { code, hash }
+    }
+}
+
+static PUT: LazyLock<Lua> = LazyLock::new(|| Lua::new(LUA_PUT));
+static TAKE: LazyLock<Lua> = LazyLock::new(|| Lua::new(LUA_TAKE));
+static OPEN: LazyLock<Lua> = LazyLock::new(|| Lua::new(LUA_OPEN));
+static COMPLETE: LazyLock<Lua> = LazyLock::new(|| Lua::new(LUA_COMPLETE));
+static REMEMBER: LazyLock<Lua> = LazyLock::new(|| Lua::new(LUA_REMEMBER));
 
 /// The most shards [`RedisStoreConfig::shards`] accepts.
 const MAX_SHARDS: u32 = 1024;
@@ -186,6 +222,21 @@ const MIN_SHARD_ENTRIES: u64 = 1024;
 /// …and at least this many bytes (eight of the largest pushes, so that a quarter of a shard
 /// still takes the largest push).
 const MIN_SHARD_BYTES: u64 = 8 * 1024 * 1024;
+/// Redis Cluster's hash slots.
+const CLUSTER_SLOTS: u32 = 16_384;
+/// Connections per store when writes wait for replicas (one otherwise): `WAIT` holds its
+/// connection until the replicas answer, so one connection would let one write through per
+/// replication round trip.
+const WAITING_CONNECTIONS: usize = 8;
+
+/// How many connections a store keeps (see [`WAITING_CONNECTIONS`]).
+fn pool_size(wait: Option<Wait>) -> usize {
+    if wait.is_some() {
+        WAITING_CONNECTIONS
+    } else {
+        1
+    }
+}
 
 /// The default number of shards for these limits: 16, fewer when the limits are small.
 fn default_shards(max_entries: u64, max_bytes: u64) -> u32 {
@@ -197,6 +248,29 @@ fn default_shards(max_entries: u64, max_bytes: u64) -> u32 {
 fn part(limit: u64, shard: u32, shards: u32) -> u64 {
     let (shard, shards) = (u64::from(shard), u64::from(shards));
     limit / shards + u64::from(shard < limit % shards)
+}
+
+/// The Redis Cluster slot of a hash tag's content (CRC16/XMODEM, as Redis computes it).
+fn slot_of(tag: &str) -> u32 {
+    u32::from(crc16::State::<crc16::XMODEM>::calculate(tag.as_bytes())) % CLUSTER_SLOTS
+}
+
+/// The hash tag of shard `shard` of `shards`: `{<prefix>:<shard>:<salt>}`, with the smallest salt
+/// that puts the tag in the shard's own `1/shards` of the slot space. The shards are then spread
+/// evenly over the slots, and so over the masters of a cluster (each owns a range of slots),
+/// where hashing `<prefix>:<shard>` alone would heap several shards on one master.
+fn shard_tag(prefix: &str, shard: u32, shards: u32) -> String {
+    let first = shard * CLUSTER_SLOTS / shards;
+    let end = (shard + 1) * CLUSTER_SLOTS / shards;
+    // At least 16 slots a shard: a salt fits with odds of 1 in 1,024 or better per try, so the
+    // bound is never reached (the unsalted tag would still be correct, only less even).
+    (0..1u32 << 20)
+        .map(|salt| format!("{prefix}:{shard}:{salt}"))
+        .find(|tag| (first..end).contains(&slot_of(tag)))
+        .map_or_else(
+            || format!("{{{prefix}:{shard}}}"),
+            |tag| format!("{{{tag}}}"),
+        )
 }
 
 /// How to reach Redis and how to use it; passed to [`RedisStore::connect`].
@@ -212,6 +286,10 @@ fn part(limit: u64, shard: u32, shards: u32) -> u64 {
 ///     .max_stored_bytes(512 * 1024 * 1024);
 /// // The password never shows in logs.
 /// assert!(!format!("{config:?}").contains("s3cret"));
+///
+/// // A Redis Cluster, found through any of its nodes; every write waits for one replica.
+/// let cluster = RedisStoreConfig::new("redis-cluster://10.0.0.1:6379,10.0.0.2:6379")
+///     .wait_replicas(1);
 /// ```
 #[derive(Clone)]
 pub struct RedisStoreConfig {
@@ -222,6 +300,7 @@ pub struct RedisStoreConfig {
     max_entries: u64,
     max_stored_bytes: u64,
     shards: Option<u32>,
+    wait_replicas: u32,
     #[cfg(feature = "redis-tls")]
     tls_root_certificates: Option<Vec<u8>>,
 }
@@ -235,8 +314,14 @@ impl RedisStoreConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
     /// A configuration for the Redis at `url`:
-    /// `redis://[[username]:password@]host[:port][/db]`, or `rediss://…` (TLS) when the crate's
-    /// `redis-tls` feature is on. The URL is checked by [`RedisStore::connect`].
+    ///
+    /// * one server: `redis://[[username]:password@]host[:port][/db]`, or `rediss://…` (TLS)
+    ///   when the crate's `redis-tls` feature is on;
+    /// * a Redis Cluster: `redis-cluster://[[username]:password@]host:port[,host:port…]`, any
+    ///   of its nodes (the client learns the others and follows the cluster's changes from
+    ///   them), or `rediss-cluster://…` with `redis-tls`.
+    ///
+    /// The URL is checked by [`RedisStore::connect`].
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -247,22 +332,23 @@ impl RedisStoreConfig {
             max_entries: DEFAULT_MAX_ENTRIES,
             max_stored_bytes: DEFAULT_MAX_STORED_BYTES,
             shards: None,
+            wait_replicas: 0,
             #[cfg(feature = "redis-tls")]
             tls_root_certificates: None,
         }
     }
 
-    /// The namespace of every key this store writes (`{<prefix>:<shard>}:…`). Give each issuer
-    /// or tenant its own prefix when they share a Redis; every node serving one issuer must use
-    /// the same. It must not contain `{` or `}` (they delimit Redis Cluster hash tags).
+    /// The namespace of every key this store writes (`{<prefix>:<shard>:<salt>}:…`). Give each
+    /// issuer or tenant its own prefix when they share a Redis; every node serving one issuer
+    /// must use the same. It must not contain `{` or `}` (they delimit Redis Cluster hash tags).
     #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
     }
 
-    /// The longest any one store operation may take, reconnecting included, before it fails
-    /// with [`StoreError::Unavailable`]. Default 500 ms.
+    /// The longest any one store operation may take, reconnecting, redirections and waiting for
+    /// replicas included, before it fails with [`StoreError::Unavailable`]. Default 500 ms.
     #[must_use]
     pub fn op_timeout(mut self, timeout: Duration) -> Self {
         self.op_timeout = timeout;
@@ -304,8 +390,24 @@ impl RedisStoreConfig {
         self
     }
 
-    /// For `rediss://` (feature `redis-tls`): trust only the CA certificates in `pem` (one or
-    /// more PEM blocks) instead of the system's roots, e.g. for a Redis behind a private CA.
+    /// How many replicas must hold every write before the store reports it done (default 0:
+    /// Redis' asynchronous replication, no waiting). See [`RedisStore`], "Durability".
+    ///
+    /// After each write the store sends `WAIT replicas timeout` to the master that took the
+    /// write, on the same connection, with a third of [`RedisStoreConfig::op_timeout`] as the
+    /// timeout. A write the replicas did not confirm in time fails with
+    /// [`StoreError::Unavailable`]: a push is then refused (its record is deleted), a redemption
+    /// or completion hands out nothing. With fewer replicas online, every operation is refused
+    /// before it writes.
+    #[must_use]
+    pub fn wait_replicas(mut self, replicas: u32) -> Self {
+        self.wait_replicas = replicas;
+        self
+    }
+
+    /// For `rediss://` and `rediss-cluster://` (feature `redis-tls`): trust only the CA
+    /// certificates in `pem` (one or more PEM blocks) instead of the system's roots, e.g. for a
+    /// Redis behind a private CA.
     #[cfg(feature = "redis-tls")]
     #[must_use]
     pub fn tls_root_certificates(mut self, pem: impl Into<Vec<u8>>) -> Self {
@@ -313,27 +415,93 @@ impl RedisStoreConfig {
         self
     }
 
-    fn client(&self) -> Result<Client, StoreError> {
-        #[cfg(feature = "redis-tls")]
-        {
-            // rustls needs a process-wide crypto provider when the build enables more than one
-            // (another dependency may enable aws-lc-rs). Installing fails harmlessly when the
-            // application or a concurrent call has installed one already.
-            if rustls::crypto::CryptoProvider::get_default().is_none() {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-            }
-            if let Some(pem) = &self.tls_root_certificates {
-                return Client::build_with_tls(
-                    self.url.as_str(),
-                    ::redis::TlsCertificates {
-                        client_tls: None,
-                        root_cert: Some(pem.clone()),
-                    },
-                )
-                .map_err(unavailable);
-            }
+    #[cfg(feature = "redis-tls")]
+    fn tls_certificates(&self) -> Option<::redis::TlsCertificates> {
+        // rustls needs a process-wide crypto provider when the build enables more than one
+        // (another dependency may enable aws-lc-rs). Installing fails harmlessly when the
+        // application or a concurrent call has installed one already.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        Client::open(self.url.as_str()).map_err(unavailable)
+        self.tls_root_certificates
+            .as_ref()
+            .map(|pem| ::redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            })
+    }
+
+    /// The client of one server; `None` for a Redis Cluster URL.
+    fn single_client(&self) -> Result<Option<Client>, StoreError> {
+        if cluster_seeds(&self.url).is_some() {
+            return Ok(None);
+        }
+        #[cfg(feature = "redis-tls")]
+        if let Some(certificates) = self.tls_certificates() {
+            return Client::build_with_tls(self.url.as_str(), certificates)
+                .map(Some)
+                .map_err(unavailable);
+        }
+        Client::open(self.url.as_str())
+            .map(Some)
+            .map_err(unavailable)
+    }
+
+    /// The client of a Redis Cluster URL.
+    fn cluster_client(&self) -> Result<ClusterClient, StoreError> {
+        let seeds = cluster_seeds(&self.url)
+            .unwrap_or(Err("not a Redis Cluster URL"))
+            .map_err(|problem| {
+                StoreError::Unavailable(format!("{}: {problem}", redact_userinfo(&self.url)).into())
+            })?;
+        let builder = ClusterClientBuilder::new(seeds)
+            .connection_timeout(self.connect_timeout)
+            .response_timeout(self.op_timeout)
+            // redis-rs waits at least 1.28 s before retrying by default, past every operation's
+            // deadline; short waits let a request find a promoted replica within its deadline.
+            .min_retry_wait(10)
+            .max_retry_wait(100);
+        #[cfg(feature = "redis-tls")]
+        let builder = match self.tls_certificates() {
+            Some(certificates) => builder.certs(certificates),
+            None => builder,
+        };
+        builder.build().map_err(unavailable)
+    }
+
+    /// `count` connections to the URL's server or cluster, none of them made yet.
+    fn connections(&self, count: usize) -> Result<Arc<[Connection]>, StoreError> {
+        if let Some(client) = self.single_client()? {
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.op_timeout))
+                // Cap the reconnection backoff so that a returning Redis is noticed within about
+                // a second; the default grows to several seconds.
+                .set_min_delay(Duration::from_millis(50))
+                .set_max_delay(Duration::from_millis(1_000));
+            return (0..count)
+                .map(|_| {
+                    ConnectionManager::new_lazy_with_config(client.clone(), manager_config.clone())
+                        .map(Connection::Single)
+                        .map_err(unavailable)
+                })
+                .collect();
+        }
+        let client = self.cluster_client()?;
+        Ok((0..count)
+            .map(|_| {
+                Connection::Cluster(
+                    client.get_pending_async_connection_with_config(self.cluster_config()),
+                )
+            })
+            .collect())
+    }
+
+    /// The timeouts of a cluster connection.
+    fn cluster_config(&self) -> ClusterConfig {
+        ClusterConfig::new()
+            .set_connection_timeout(self.connect_timeout)
+            .set_response_timeout(self.op_timeout)
     }
 }
 
@@ -346,7 +514,8 @@ impl fmt::Debug for RedisStoreConfig {
             .field("connect_timeout", &self.connect_timeout)
             .field("max_entries", &self.max_entries)
             .field("max_stored_bytes", &self.max_stored_bytes)
-            .field("shards", &self.shards);
+            .field("shards", &self.shards)
+            .field("wait_replicas", &self.wait_replicas);
         #[cfg(feature = "redis-tls")]
         d.field(
             "tls_root_certificates",
@@ -369,10 +538,75 @@ fn redact_userinfo(url: &str) -> String {
     }
 }
 
-/// A [`ParStore`] on Redis (feature `redis`): one-time handles that hold across many nodes.
+/// The seed nodes of `redis-cluster://[userinfo@]host:port[,host:port…][/]` as `redis://` URLs
+/// (`rediss://` for `rediss-cluster://`), each with the user info; `None` for another scheme.
+fn cluster_seeds(url: &str) -> Option<Result<Vec<String>, &'static str>> {
+    let (scheme, rest) = [
+        ("redis", "redis-cluster://"),
+        ("rediss", "rediss-cluster://"),
+    ]
+    .into_iter()
+    .find_map(|(scheme, prefix)| Some((scheme, url.strip_prefix(prefix)?)))?;
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    let (userinfo, hosts) = rest
+        .rfind('@')
+        .map_or(("", rest), |at| rest.split_at(at + 1));
+    if hosts.contains(['/', '?', '#']) {
+        return Some(Err(
+            "a Redis Cluster URL names nodes only (host:port,host:port…): a cluster has no database number or options",
+        ));
+    }
+    let seeds: Vec<String> = hosts
+        .split(',')
+        .map(|host| format!("{scheme}://{userinfo}{host}/"))
+        .collect();
+    if hosts.split(',').any(str::is_empty) {
+        return Some(Err("a node of the Redis Cluster URL is empty"));
+    }
+    Some(Ok(seeds))
+}
+
+/// The way to Redis: one server, or a Redis Cluster (the client follows `MOVED` and `ASK`,
+/// refreshes its map of the slots, and reconnects by itself).
+#[derive(Clone)]
+enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, command: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(conn) => conn.req_packed_command(command),
+            Self::Cluster(conn) => conn.req_packed_command(command),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(conn) => conn.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(conn) => conn.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(conn) => conn.get_db(),
+            Self::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// A [`ParStore`] on Redis (feature `redis`): one-time handles that hold across many nodes, on
+/// one Redis or on a Redis Cluster.
 ///
-/// Cloning is cheap; clones share one multiplexed connection, which reconnects by itself. Needs
-/// a Tokio runtime. The `redis` feature needs Rust 1.88 (the `redis` crate's MSRV).
+/// Cloning is cheap; clones share their connections, which reconnect by themselves. Needs a
+/// Tokio runtime. The `redis` feature needs Rust 1.88 (the `redis` crate's MSRV).
 ///
 /// ```no_run
 /// use std::{sync::Arc, time::Duration};
@@ -383,6 +617,12 @@ fn redact_userinfo(url: &str) -> String {
 ///     .prefix("par:https://as.example.com")
 ///     .op_timeout(Duration::from_millis(300));
 /// let store: Arc<dyn ParStore> = Arc::new(RedisStore::connect(config).await?);
+///
+/// // A Redis Cluster: the seeds are any of its nodes; every write waits for one replica.
+/// let config = RedisStoreConfig::new("redis-cluster://10.0.0.1:6379,10.0.0.2:6379")
+///     .prefix("par:https://as.example.com")
+///     .wait_replicas(1);
+/// let clustered: Arc<dyn ParStore> = Arc::new(RedisStore::connect(config).await?);
 /// # Ok(()) }
 /// ```
 ///
@@ -393,19 +633,25 @@ fn redact_userinfo(url: &str) -> String {
 /// # Layout in Redis
 ///
 /// Every key lives in one of N shards (see [`RedisStoreConfig::shards`]), chosen from the store
-/// key's digest; all keys of a shard share the hash tag `{<prefix>:<shard>}`, so that every
-/// script touches the keys of one Redis Cluster slot only:
+/// key's digest; all keys of a shard share one hash tag, `{<prefix>:<shard>:<salt>}`, so that
+/// every script touches the keys of one Redis Cluster slot only. The salt is the smallest number
+/// that puts shard *i*'s slot in the *i*-th N-th of the 16,384 slots: the shards are spread
+/// evenly over the slot space, and so over the masters of a cluster, each of which owns a range
+/// of slots (with 16 shards and 3 masters, 5 or 6 shards each).
 ///
-/// * `{<prefix>:<shard>}:<key hex>`: the record, [`Record::to_bytes`] (its `expires_at`
-///   inside), or for [`ParStore::remember`] the `until` deadline in decimal milliseconds.
-/// * `{<prefix>:<shard>}:<key hex>:opened`: present once [`ParStore::open`] has started the
-///   retention window; holds the window's end in decimal milliseconds.
-/// * `{<prefix>:<shard>}:live`: a sorted set of the key hex of every charged entry, scored by
-///   its deadline (the window's end once opened).
-/// * `{<prefix>:<shard>}:charges`: a hash, key hex → `weight|owner bucket|group bucket` (the
-///   share buckets as digests, never a raw `client_id`).
-/// * `{<prefix>:<shard>}:usage`: a hash of what the shard holds, `n` (entries) and `b` (bytes),
-///   and the same per share bucket (`<bucket hex>:n`, `<bucket hex>:b`).
+/// * `{…}:<key hex>`: the record, [`Record::to_bytes`] (its `expires_at` inside), or for
+///   [`ParStore::remember`] the `until` deadline in decimal milliseconds.
+/// * `{…}:<key hex>:opened`: present once [`ParStore::open`] has started the retention window;
+///   holds the window's end in decimal milliseconds.
+/// * `{…}:live`: a sorted set of the key hex of every charged entry, scored by its deadline (the
+///   window's end once opened).
+/// * `{…}:charges`: a hash, key hex → `weight|owner bucket|group bucket` (the share buckets as
+///   digests, never a raw `client_id`).
+/// * `{…}:usage`: a hash of what the shard holds, `n` (entries) and `b` (bytes), and the same
+///   per share bucket (`<bucket hex>:n`, `<bucket hex>:b`).
+///
+/// No key is hot: a push or redemption touches the five keys of its own shard, one of N, and
+/// nothing store-wide.
 ///
 /// # Budgets: sharded, provably never exceeded
 ///
@@ -419,17 +665,91 @@ fn redact_userinfo(url: &str) -> String {
 /// caller's `now`) is given back by the next put or remember in its shard, which releases up to
 /// 64 dead members of `live` first, so counts never depend on anyone coming back.
 ///
+/// On a Redis Cluster the argument holds slot by slot: a shard's books and its records share a
+/// slot, so one master runs every script that changes them, atomically, and they move together
+/// when the slot moves. A failover does not break it either: a replica applies each script's
+/// writes as one `MULTI`/`EXEC` block (Redis replicates a script's effects, never half of them),
+/// so the books a promoted replica holds always count exactly the records it holds; a write the
+/// replica never got is lost with its charge, never one without the other.
+///
 /// The price of never crossing a slot: a limit is reached in one shard before the others. The
 /// store reports N as [`StoreLimits::partitions`], and the layer tries a push that meets a full
 /// shard under a fresh handle (another shard), 3 times in all; a share's refusal is final. With
 /// the defaults (16 shards; 62,500 entries and 16 MiB each) random handles fill the shards
 /// evenly, so a share is refused within a few percent of its limit; a share smaller than N
-/// entries, or a single record heavier than `1/N` of a share's bytes, cannot be reached in full. The default shard count falls with the limits so that every shard keeps at least
-/// 1,024 entries and 8 MiB, and small stores (tests, a single tenant) use one shard: exact.
+/// entries, or a single record heavier than `1/N` of a share's bytes, cannot be reached in full.
+/// The default shard count falls with the limits so that every shard keeps at least 1,024
+/// entries and 8 MiB, and small stores (tests, a single tenant) use one shard: exact.
 ///
 /// Redis' own memory for the records is their weights plus allocator rounding: jemalloc's size
 /// classes are a quarter apart, so a value just above 1 MiB takes 1.25 MiB. Size `maxmemory` at
 /// 1.25 × [`RedisStoreConfig::max_stored_bytes`] plus what else the instance holds.
+///
+/// # Durability: waiting for replicas
+///
+/// Redis replicates asynchronously: a master acknowledges a write before any replica has it,
+/// and a master that dies takes its last writes with it. A failover could then lose a pushed
+/// request whose `request_uri` the client already holds, or bring back a record that was
+/// already redeemed (a second authorization code for one `request_uri`).
+///
+/// With [`RedisStoreConfig::wait_replicas`] N > 0, every script is followed by `WAIT N timeout`
+/// in the same pipeline, on the same connection, so it reaches the master that ran the script
+/// (never another node: a cluster client routes a keyless `WAIT` to every master, where it
+/// waits for nothing) and counts the replicas that have that write. The store acts on a write
+/// only when N replicas confirm it:
+///
+/// * a put answers `Ok` (the layer's `201`) only then; otherwise the put fails with
+///   [`StoreError::Unavailable`] (`503`) and its record is deleted (in the background, best
+///   effort): never a `201` for a record that may be lost;
+/// * a take, open or complete hands out its record or its win only then; otherwise it fails
+///   with [`StoreError::Unavailable`], and no authorization response is produced. A record
+///   whose removal was not confirmed may come back after a failover; it can then be redeemed
+///   once more, which is its first and only redemption, because the earlier one produced none.
+///
+/// A take that `WAIT` then fails has removed its record all the same. So that this stays a
+/// race and not the rule, every script first counts the replicas the master lists as online
+/// and acknowledging (within the last 3 s, from `INFO replication`) and, with fewer than N,
+/// refuses before writing anything (`NOREPLICAS`, [`StoreError::Unavailable`]). After a
+/// failover the promoted master has one replica fewer: with N replicas per master and N > 0,
+/// its slots refuse every operation until a replica is back (the failed node restarted, or a
+/// spare one moved by Redis Cluster's replica migration), and no redemption burns its handle
+/// meanwhile. Give each master N + 1 replicas to keep serving through a failure.
+///
+/// What `WAIT` does not give, and what is left:
+///
+/// * It is not consensus. The failover must promote a replica that has the write. With one
+///   replica per master and N = 1 it does, if that replica survives; with more replicas, set N
+///   to all of them, or accept that the promoted one may lag (Redis prefers the replica with the
+///   most data, but only as a ranking, not a rule).
+/// * Replicas keep writes in memory: losing a master and the replica that confirmed a write
+///   together loses the write. Persistence (`appendonly yes`, `appendfsync always`) narrows
+///   that; tower-par does not configure the server.
+/// * A timed-out operation is unknown, not undone, and may even run after the timeout (the
+///   request was queued for a node that comes back): a take whose answer never arrived may have
+///   removed the record, which is then burnt (the safe side); a put that timed out may have
+///   stored a record no client holds, which the store deletes in the background (best effort;
+///   otherwise it waits for its `expires_at` and holds its charge until then). A replica that
+///   stalls between the count of online replicas and the `WAIT` lets a take burn its record.
+/// * Without waiting (N = 0, the default) all of the above can happen on every failover: a
+///   pushed request acknowledged by a master that dies before replicating is lost (the client's
+///   redemption gets `invalid_request_uri`), and a redemption acknowledged by such a master can
+///   be repeated once on the promoted replica.
+///
+/// The price is a replication round trip per write; see `BENCHMARKS.md`. Writes that wait use a
+/// pool of 8 connections, because `WAIT` holds its connection until the replicas answer.
+///
+/// # Redis Cluster
+///
+/// `redis-cluster://` (any nodes of the cluster as seeds) uses redis-rs' cluster client: it maps
+/// slots to masters, follows `MOVED` and `ASK`, refreshes the map when the cluster changes, and
+/// reconnects. While a master is down and until the cluster promotes its replica (about the
+/// cluster's `cluster-node-timeout` plus an election), operations on its slots fail with
+/// [`StoreError::Unavailable`] within [`RedisStoreConfig::op_timeout`]; the other masters'
+/// slots keep working if the cluster runs with `cluster-require-full-coverage no` (with Redis'
+/// default, `yes`, the whole cluster refuses while a slot has no master). Service on the failed
+/// slots resumes by itself once the replica is promoted (when waiting for N replicas: once the
+/// promoted master has N replicas, see above). Every script declares all the keys it touches and
+/// they share one slot, so a script never meets `CROSSSLOT`.
 ///
 /// # Time
 ///
@@ -441,15 +761,15 @@ fn redact_userinfo(url: &str) -> String {
 ///
 /// # Requirements on the Redis server
 ///
-/// * A standalone server (or the primary of a Sentinel setup). The key layout is ready for Redis
-///   Cluster (every script touches one slot), but this store connects to one server.
+/// * A standalone server, the primary of a replicated setup, or a Redis Cluster. Sentinel is
+///   not supported: redis-rs' Sentinel client finds the master when a connection is made and
+///   does not follow a failover on connections already made.
 /// * `maxmemory-policy noeviction` (the default). Under any `allkeys-*` or `volatile-*` policy
 ///   Redis may evict live records when memory runs short, and a client would then hold a
 ///   `request_uri` that cannot be redeemed. With `noeviction` a full Redis fails the write, which
 ///   the store reports as [`StoreError::Unavailable`].
-/// * Replication is asynchronous: after a failover, a record taken on the old primary can
-///   reappear on the new one, and a fresh push can be lost. Where that matters, run a single
-///   primary without automatic failover.
+/// * Replication is asynchronous unless the store waits for replicas (above). Waiting needs
+///   Redis 5 or later (scripts read `INFO`, which older servers refuse before a write).
 /// * Tested with Redis 7.0; the scripts use only commands of Redis 3.2 and later.
 ///
 /// # Failing closed
@@ -457,37 +777,140 @@ fn redact_userinfo(url: &str) -> String {
 /// Every Redis error, and every operation that does not finish within
 /// [`RedisStoreConfig::op_timeout`], is [`StoreError::Unavailable`]. A timed-out `take` may
 /// still have removed the record on the server; the handle is then burnt, which is the safe
-/// side. The connection reconnects in the background, so the store recovers by itself when Redis
+/// side. The connections reconnect in the background, so the store recovers by itself when Redis
 /// comes back.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    pool: Arc<[Connection]>,
+    next: Arc<AtomicUsize>,
     prefix: Arc<str>,
     shards: Arc<[ShardKeys]>,
     op_timeout: Duration,
+    wait: Option<Wait>,
     limits: StoreLimits,
 }
 
 /// The names of one shard's keys.
 #[derive(Debug)]
 struct ShardKeys {
-    /// `{<prefix>:<shard>}`, the hash tag every key of the shard starts with.
+    /// `{<prefix>:<shard>:<salt>}`, the hash tag every key of the shard starts with.
     tag: String,
     live: String,
     charges: String,
     usage: String,
 }
 
-/// The keys one operation touches, all in one shard.
-struct Keys<'a> {
-    shard_index: u32,
-    shard: &'a ShardKeys,
-    member: String,
-    record: String,
+/// What follows every write (see [`RedisStoreConfig::wait_replicas`]).
+#[derive(Clone, Copy, Debug)]
+struct Wait {
+    replicas: u32,
+    timeout_ms: u64,
+}
+
+/// One script call on the keys of one shard, sent as `EVALSHA`, or as `EVAL` when the server
+/// answers `NOSCRIPT`.
+///
+/// Not redis-rs' `ScriptInvocation`: that one loads a missing script with `SCRIPT LOAD`, which a
+/// cluster client sends to every node and which fails while any of them is down, just when a
+/// freshly promoted replica (script caches are not replicated) needs the script; and it cannot
+/// share a pipeline with the `WAIT` that must follow the write on the same connection.
+struct Call {
+    lua: &'static Lua,
+    /// Record, opened marker, live, charges, usage.
+    keys: [String; 5],
+    args: Vec<Vec<u8>>,
+    /// The replicas that must be online for the script to run (0: no check), its last ARGV.
+    replicas: u32,
+}
+
+impl Call {
+    fn arg(&mut self, arg: impl ToRedisArgs) -> &mut Self {
+        arg.write_redis_args(&mut self.args);
+        self
+    }
+
+    fn command(&self, by_hash: bool) -> Cmd {
+        let (name, script) = if by_hash {
+            ("EVALSHA", &self.lua.hash)
+        } else {
+            ("EVAL", &self.lua.code)
+        };
+        let mut command = cmd(name);
+        command
+            .arg(script)
+            .arg(self.keys.len())
+            .arg(&self.keys[..])
+            .arg(&self.args[..])
+            .arg(self.replicas);
+        command
+    }
+}
+
+/// A script's answer, and what the replicas did not confirm (nothing, without waiting).
+struct Reply {
+    value: Value,
+    unconfirmed: Option<Unconfirmed>,
+}
+
+impl Reply {
+    /// The answer as a `T`; [`StoreError::Unavailable`] for an answer that `acts(&answer)` (a
+    /// write the store would act on) when the replicas did not confirm it.
+    fn confirmed<T: FromRedisValue>(self, acts: impl FnOnce(&T) -> bool) -> Result<T, StoreError> {
+        let answer: T = from_redis_value(self.value).map_err(|e| unavailable(e.into()))?;
+        match self.unconfirmed {
+            Some(unconfirmed) if acts(&answer) => {
+                Err(StoreError::Unavailable(Box::new(unconfirmed)))
+            }
+            _ => Ok(answer),
+        }
+    }
+}
+
+/// Sends `call`, followed by `WAIT` in the same pipeline when `wait` says so; `EVAL` after a
+/// `NOSCRIPT`.
+async fn send(conn: &mut Connection, call: &Call, wait: Option<Wait>) -> RedisResult<Reply> {
+    let mut by_hash = true;
+    loop {
+        let command = call.command(by_hash);
+        let (value, unconfirmed) = match wait {
+            None => (conn.req_packed_command(&command).await?, None),
+            Some(wait) => {
+                let mut pipeline = pipe();
+                pipeline
+                    .add_command(command)
+                    .cmd("WAIT")
+                    .arg(wait.replicas)
+                    .arg(wait.timeout_ms);
+                let replies = conn.req_packed_commands(&pipeline, 0, 2).await?;
+                let Ok([value, acknowledged]) = <[Value; 2]>::try_from(replies) else {
+                    return Err(RedisError::from((
+                        ErrorKind::UnexpectedReturnType,
+                        "a script and WAIT got other than two answers",
+                    )));
+                };
+                let acknowledged: u64 = from_redis_value(acknowledged.extract_error()?)?;
+                (
+                    value,
+                    (acknowledged < u64::from(wait.replicas)).then_some(Unconfirmed(wait)),
+                )
+            }
+        };
+        match value.extract_error() {
+            Err(e) if by_hash && e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                by_hash = false;
+            }
+            value => {
+                return Ok(Reply {
+                    value: value?,
+                    unconfirmed,
+                })
+            }
+        }
+    }
 }
 
 impl RedisStore {
-    /// Connects to Redis and checks that it answers.
+    /// Connects to Redis (one server, or a Redis Cluster) and checks that it answers.
     ///
     /// Fails with [`StoreError::Unavailable`] when the URL is invalid (or asks for TLS without
     /// the `redis-tls` feature), the prefix or shard count is invalid, or Redis cannot be reached
@@ -496,22 +919,38 @@ impl RedisStore {
     /// recovers when Redis is back. To start while Redis may be down, use
     /// [`RedisStore::connect_lazy`].
     pub async fn connect(config: RedisStoreConfig) -> Result<Self, StoreError> {
+        let (shards, wait) = Self::checked(&config)?;
         let connect_timeout = config.connect_timeout;
-        let client = config.client()?;
-        // One direct attempt gives a prompt and specific error ("connection refused", "auth
-        // failed"); the manager would retry with backoff for seconds before giving up.
-        run(connect_timeout, async {
-            let mut probe = client.get_multiplexed_async_connection().await?;
-            ::redis::cmd("PING").query_async::<()>(&mut probe).await
-        })
-        .await?;
-        let store = Self::connect_lazy(config)?;
-        let mut conn = store.conn.clone();
-        run(connect_timeout, async move {
-            ::redis::cmd("PING").query_async::<()>(&mut conn).await
-        })
-        .await?;
-        Ok(store)
+        let count = pool_size(wait);
+        let pool = if let Some(client) = config.single_client()? {
+            // One direct attempt gives a prompt and specific error ("connection refused", "auth
+            // failed"); the manager would retry with backoff for seconds before giving up.
+            run(connect_timeout, async {
+                let mut probe = client.get_multiplexed_async_connection().await?;
+                cmd("PING").query_async::<()>(&mut probe).await
+            })
+            .await?;
+            let pool = config.connections(count)?;
+            for conn in pool.iter() {
+                let mut conn = conn.clone();
+                run(connect_timeout, async move {
+                    cmd("PING").query_async::<()>(&mut conn).await
+                })
+                .await?;
+            }
+            pool
+        } else {
+            // Connected now, nodes and slot map, within the connect timeout: a pending connection
+            // would do it in the first operation, within the (shorter) operation timeout.
+            let client = config.cluster_client()?;
+            let mut pool = Vec::with_capacity(count);
+            for _ in 0..count {
+                let connecting = client.get_async_connection_with_config(config.cluster_config());
+                pool.push(Connection::Cluster(run(connect_timeout, connecting).await?));
+            }
+            pool.into()
+        };
+        Ok(Self::assemble(config, shards, wait, pool))
     }
 
     /// Creates the store without contacting Redis: the first operations connect, and fail with
@@ -520,7 +959,13 @@ impl RedisStore {
     /// Fails only for an invalid URL, prefix or shard count, or when called outside a Tokio
     /// runtime.
     pub fn connect_lazy(config: RedisStoreConfig) -> Result<Self, StoreError> {
-        let client = config.client()?;
+        let (shards, wait) = Self::checked(&config)?;
+        let pool = config.connections(pool_size(wait))?;
+        Ok(Self::assemble(config, shards, wait, pool))
+    }
+
+    /// The shard count and the waiting of a configuration, checked.
+    fn checked(config: &RedisStoreConfig) -> Result<(u32, Option<Wait>), StoreError> {
         if config.prefix.contains(['{', '}']) {
             return Err(StoreError::Unavailable(
                 format!(
@@ -543,18 +988,25 @@ impl RedisStore {
                 "RedisStore must be created inside a Tokio runtime".into(),
             ));
         }
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.op_timeout))
-            // Cap the reconnection backoff so that a returning Redis is noticed within about a
-            // second; the default grows to several seconds.
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(1_000));
-        let conn =
-            ConnectionManager::new_lazy_with_config(client, manager_config).map_err(unavailable)?;
+        let wait = (config.wait_replicas > 0).then(|| Wait {
+            replicas: config.wait_replicas,
+            // A third: a write met with NOSCRIPT is sent again, and both WAITs must fit.
+            timeout_ms: u64::try_from(config.op_timeout.as_millis() / 3)
+                .unwrap_or(u64::MAX)
+                .max(1),
+        });
+        Ok((shards, wait))
+    }
+
+    fn assemble(
+        config: RedisStoreConfig,
+        shards: u32,
+        wait: Option<Wait>,
+        pool: Arc<[Connection]>,
+    ) -> Self {
         let shard_keys = (0..shards)
             .map(|shard| {
-                let tag = format!("{{{}:{shard}}}", config.prefix);
+                let tag = shard_tag(&config.prefix, shard, shards);
                 ShardKeys {
                     live: format!("{tag}:live"),
                     charges: format!("{tag}:charges"),
@@ -563,47 +1015,78 @@ impl RedisStore {
                 }
             })
             .collect();
-        Ok(Self {
-            conn,
+        Self {
+            pool,
+            next: Arc::new(AtomicUsize::new(0)),
             prefix: config.prefix.into(),
             shards: shard_keys,
             op_timeout: config.op_timeout,
+            wait,
             limits: StoreLimits::new(config.max_entries, config.max_stored_bytes)
                 .with_partitions(shards),
-        })
-    }
-
-    fn keys(&self, key: &StoreKey) -> Keys<'_> {
-        let digest = key.as_bytes();
-        let tail = u32::from_be_bytes([digest[28], digest[29], digest[30], digest[31]]);
-        let shard_index = tail % self.limits.partitions();
-        let shard = &self.shards[shard_index as usize];
-        let member = key.to_hex();
-        Keys {
-            shard_index,
-            record: format!("{}:{member}", shard.tag),
-            member,
-            shard,
         }
     }
 
-    /// `limit`'s part in the shard of `keys`.
-    fn part(&self, limit: u64, keys: &Keys<'_>) -> u64 {
-        part(limit, keys.shard_index, self.limits.partitions())
+    /// The shard of a store key, and the key's name in the shard's books (its hex).
+    fn locate(&self, key: &StoreKey) -> (u32, String) {
+        let digest = key.as_bytes();
+        let tail = u32::from_be_bytes([digest[28], digest[29], digest[30], digest[31]]);
+        (tail % self.limits.partitions(), key.to_hex())
     }
-}
 
-impl Keys<'_> {
-    /// KEYS of every script: record, opened marker, live, charges, usage.
-    fn invocation<'s>(&self, script: &'s Script) -> ::redis::ScriptInvocation<'s> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&self.record)
-            .key(format!("{}:opened", self.record))
-            .key(&self.shard.live)
-            .key(&self.shard.charges)
-            .key(&self.shard.usage);
-        invocation
+    /// A call of `lua` on the keys of `member` in `shard`.
+    fn call(&self, lua: &'static Lua, shard: u32, member: &str) -> Call {
+        let keys = &self.shards[shard as usize];
+        let record = format!("{}:{member}", keys.tag);
+        Call {
+            lua,
+            keys: [
+                record.clone(),
+                format!("{record}:opened"),
+                keys.live.clone(),
+                keys.charges.clone(),
+                keys.usage.clone(),
+            ],
+            args: Vec::with_capacity(16),
+            replicas: self.wait.map_or(0, |wait| wait.replicas),
+        }
+    }
+
+    /// `limit`'s part in `shard`.
+    fn part(&self, limit: u64, shard: u32) -> u64 {
+        part(limit, shard, self.limits.partitions())
+    }
+
+    /// The next connection of the pool (a `WAIT` holds its connection: turns spread the load).
+    fn connection(&self) -> Connection {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed) % self.pool.len();
+        self.pool[turn].clone()
+    }
+
+    /// Runs `call` on the next connection of the pool, with `WAIT` when configured.
+    async fn execute(&self, call: &Call) -> Result<Reply, StoreError> {
+        run(
+            self.op_timeout,
+            send(&mut self.connection(), call, self.wait),
+        )
+        .await
+    }
+
+    /// Deletes the record of a put that failed after it may have stored it, in the background
+    /// (the push answers at once): its handle was never given out, only its charge is to be
+    /// given back. Best effort: while Redis is unreachable the record waits for its deadline.
+    fn discard(&self, shard: u32, member: String, now_ms: u64) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            let mut call = store.call(&TAKE, shard, &member);
+            call.arg(now_ms).arg(&member);
+            // Deleting what nobody holds needs no replica.
+            call.replicas = 0;
+            let mut conn = store.pool[0].clone();
+            if let Err(err) = run(store.op_timeout, send(&mut conn, &call, None)).await {
+                tracing::debug!(error = %err, "a refused pushed request could not be deleted; it holds its charge until it expires");
+            }
+        });
     }
 }
 
@@ -612,6 +1095,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
             .field("op_timeout", &self.op_timeout)
+            .field("wait", &self.wait)
             .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
@@ -623,7 +1107,7 @@ fn ttl_millis(deadline_ms: u64, now_ms: u64) -> u64 {
     deadline_ms.saturating_sub(now_ms).max(1)
 }
 
-fn unavailable(e: ::redis::RedisError) -> StoreError {
+fn unavailable(e: RedisError) -> StoreError {
     StoreError::Unavailable(Box::new(e))
 }
 
@@ -638,6 +1122,29 @@ impl fmt::Display for TimedOut {
 }
 
 impl std::error::Error for TimedOut {}
+
+/// A write fewer replicas than [`RedisStoreConfig::wait_replicas`] confirmed in time.
+#[derive(Clone, Copy, Debug)]
+struct Unconfirmed(Wait);
+
+impl fmt::Display for Unconfirmed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "fewer than {} Redis replicas confirmed the write within {} ms",
+            self.0.replicas, self.0.timeout_ms
+        )
+    }
+}
+
+impl std::error::Error for Unconfirmed {}
+
+/// Whether a script refused to run because too few replicas were online (its `NOREPLICAS`),
+/// before it wrote anything.
+fn refused_for_want_of_replicas(err: &StoreError) -> bool {
+    matches!(err, StoreError::Unavailable(e)
+        if e.downcast_ref::<RedisError>().and_then(RedisError::code) == Some("NOREPLICAS"))
+}
 
 /// Runs one Redis round trip under the deadline, mapping every failure to `Unavailable`.
 async fn run<T>(
@@ -675,45 +1182,56 @@ impl ParStore for RedisStore {
     ) -> StoreFuture<'_, ()> {
         let now_ms = unix_millis(now);
         let deadline_ms = record.expires_at_millis();
-        let keys = self.keys(&key);
-        let mut invocation = keys.invocation(&PUT);
-        invocation
-            .arg(record.to_bytes())
+        let (shard, member) = self.locate(&key);
+        let mut call = self.call(&PUT, shard, &member);
+        call.arg(record.to_bytes())
             .arg(now_ms)
             .arg(ttl_millis(deadline_ms, now_ms))
             .arg(deadline_ms)
-            .arg(&keys.member)
+            .arg(&member)
             .arg(record.weight())
-            .arg(self.part(self.limits.max_entries(), &keys))
-            .arg(self.part(self.limits.max_bytes(), &keys));
+            .arg(self.part(self.limits.max_entries(), shard))
+            .arg(self.part(self.limits.max_bytes(), shard));
         for share in [Some(charge.owner()), charge.group()] {
             match share {
-                Some(share) => invocation
+                Some(share) => call
                     .arg(share.bucket().to_hex())
-                    .arg(self.part(share.max_entries(), &keys))
-                    .arg(self.part(share.max_bytes(), &keys)),
-                None => invocation.arg("").arg(0).arg(0),
+                    .arg(self.part(share.max_entries(), shard))
+                    .arg(self.part(share.max_bytes(), shard)),
+                None => call.arg("").arg(0).arg(0),
             };
         }
-        let mut conn = self.conn.clone();
         Box::pin(async move {
-            match run(self.op_timeout, invocation.invoke_async::<i64>(&mut conn)).await? {
-                1 => Ok(()),
-                0 => Err(StoreError::Exists),
-                3 => Err(StoreError::ShareExhausted),
-                _ => Err(StoreError::Full),
+            let outcome = self
+                .execute(&call)
+                .await
+                .and_then(|reply| reply.confirmed::<i64>(|&outcome| outcome == 1));
+            match outcome {
+                Ok(1) => Ok(()),
+                Ok(0) => Err(StoreError::Exists),
+                Ok(3) => Err(StoreError::ShareExhausted),
+                Ok(_) => Err(StoreError::Full),
+                Err(err) => {
+                    // Stored but not confirmed, or perhaps stored (an answer that never came):
+                    // nobody holds the handle, only the charge is to be given back. Refused for
+                    // want of replicas, the script wrote nothing.
+                    if !refused_for_want_of_replicas(&err) {
+                        self.discard(shard, member, now_ms);
+                    }
+                    Err(err)
+                }
             }
         })
     }
 
     fn take(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, Option<Record>> {
-        let keys = self.keys(&key);
-        let mut invocation = keys.invocation(&TAKE);
-        invocation.arg(unix_millis(now)).arg(&keys.member);
-        let mut conn = self.conn.clone();
-        Box::pin(
-            async move { decode(run(self.op_timeout, invocation.invoke_async(&mut conn)).await?) },
-        )
+        let (shard, member) = self.locate(&key);
+        let mut call = self.call(&TAKE, shard, &member);
+        call.arg(unix_millis(now)).arg(&member);
+        Box::pin(async move {
+            let reply = self.execute(&call).await?;
+            decode(reply.confirmed(Option::is_some)?)
+        })
     }
 
     fn open(
@@ -725,43 +1243,43 @@ impl ParStore for RedisStore {
         let now_ms = unix_millis(now);
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let until_ms = now_ms.saturating_add(window_ms);
-        let keys = self.keys(&key);
-        let mut invocation = keys.invocation(&OPEN);
-        invocation
-            .arg(now_ms)
+        let (shard, member) = self.locate(&key);
+        let mut call = self.call(&OPEN, shard, &member);
+        call.arg(now_ms)
             .arg(until_ms)
             .arg(ttl_millis(until_ms, now_ms))
-            .arg(&keys.member);
-        let mut conn = self.conn.clone();
-        Box::pin(
-            async move { decode(run(self.op_timeout, invocation.invoke_async(&mut conn)).await?) },
-        )
+            .arg(&member);
+        Box::pin(async move {
+            let reply = self.execute(&call).await?;
+            decode(reply.confirmed(Option::is_some)?)
+        })
     }
 
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
-        let keys = self.keys(&key);
-        let mut invocation = keys.invocation(&COMPLETE);
-        invocation.arg(unix_millis(now)).arg(&keys.member);
-        let mut conn = self.conn.clone();
-        Box::pin(async move { run(self.op_timeout, invocation.invoke_async(&mut conn)).await })
+        let (shard, member) = self.locate(&key);
+        let mut call = self.call(&COMPLETE, shard, &member);
+        call.arg(unix_millis(now)).arg(&member);
+        Box::pin(async move {
+            let reply = self.execute(&call).await?;
+            reply.confirmed(|&won| won)
+        })
     }
 
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool> {
         let now_ms = unix_millis(now);
         let until_ms = unix_millis(until);
-        let keys = self.keys(&key);
-        let mut invocation = keys.invocation(&REMEMBER);
-        invocation
-            .arg(until_ms)
+        let (shard, member) = self.locate(&key);
+        let mut call = self.call(&REMEMBER, shard, &member);
+        call.arg(until_ms)
             .arg(now_ms)
             .arg(ttl_millis(until_ms, now_ms))
-            .arg(&keys.member)
+            .arg(&member)
             .arg(RECORD_OVERHEAD_BYTES)
-            .arg(self.part(self.limits.max_entries(), &keys))
-            .arg(self.part(self.limits.max_bytes(), &keys));
-        let mut conn = self.conn.clone();
+            .arg(self.part(self.limits.max_entries(), shard))
+            .arg(self.part(self.limits.max_bytes(), shard));
         Box::pin(async move {
-            match run(self.op_timeout, invocation.invoke_async::<i64>(&mut conn)).await? {
+            let reply = self.execute(&call).await?;
+            match reply.confirmed::<i64>(|&outcome| outcome == 1)? {
                 1 => Ok(true),
                 0 => Ok(false),
                 _ => Err(StoreError::Full),
@@ -770,10 +1288,12 @@ impl ParStore for RedisStore {
     }
 
     /// The members of every shard's `live` set alive at `now` (`ZCOUNT`, one shard at a time,
-    /// so that no command crosses a slot): pushed requests and remembered JWT ids.
+    /// so that no command crosses a slot): pushed requests and remembered JWT ids. On a Redis
+    /// Cluster each `ZCOUNT` goes to the master of its shard's slot (the client routes a keyed
+    /// command by its key, and reads from masters only).
     fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
         let after_now = format!("({}", unix_millis(now));
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection();
         Box::pin(async move {
             let mut alive = 0u64;
             for shard in self.shards.iter() {
@@ -835,6 +1355,62 @@ mod tests {
         assert_eq!(default_shards(1_000_000, 64 << 20), 8);
         assert_eq!(default_shards(u64::MAX, u64::MAX), 16);
         assert_eq!(default_shards(0, 0), 1);
+    }
+
+    #[test]
+    fn cluster_urls_name_their_seeds() {
+        let seeds = |url| cluster_seeds(url).map(|r| r.map_err(drop));
+        let owned = |v: &[&str]| Some(Ok(v.iter().map(|s| (*s).to_owned()).collect()));
+        assert_eq!(seeds("redis://h:6379/0"), None);
+        assert_eq!(
+            seeds("redis-cluster://10.0.0.1:7000,10.0.0.2:7001"),
+            owned(&["redis://10.0.0.1:7000/", "redis://10.0.0.2:7001/"])
+        );
+        assert_eq!(
+            seeds("redis-cluster://u:pw@a:1,b:2/"),
+            owned(&["redis://u:pw@a:1/", "redis://u:pw@b:2/"])
+        );
+        assert_eq!(seeds("rediss-cluster://a:1"), owned(&["rediss://a:1/"]));
+        for bad in [
+            "redis-cluster://a:1/2",
+            "redis-cluster://a:1?x=y",
+            "redis-cluster://a:1,,b:2",
+            "redis-cluster://",
+        ] {
+            assert_eq!(seeds(bad), Some(Err(())), "{bad}");
+        }
+        assert!(!format!(
+            "{:?}",
+            RedisStoreConfig::new("redis-cluster://u:hunter2@a:1,b:2")
+        )
+        .contains("hunter2"));
+    }
+
+    #[test]
+    fn shard_tags_fall_in_their_share_of_the_slots() {
+        // Redis' own answer: CLUSTER KEYSLOT foo is 12182.
+        assert_eq!(slot_of("foo"), 12_182);
+        for shards in [1, 3, 16, 1024] {
+            for shard in 0..shards {
+                let tag = shard_tag("tower-par:https://as.example.com", shard, shards);
+                let inside = tag.strip_prefix('{').and_then(|t| t.strip_suffix('}'));
+                let slot = slot_of(inside.expect("a hash tag"));
+                assert_eq!(slot * shards / CLUSTER_SLOTS, shard, "{tag} of {shards}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_a_refusal_for_want_of_replicas_wrote_nothing() {
+        let refused = ::redis::make_extension_error(
+            "NOREPLICAS".into(),
+            Some("0 of 1 replicas online".into()),
+        );
+        assert!(refused_for_want_of_replicas(&unavailable(refused)));
+        let other = RedisError::from((ErrorKind::Io, "connection reset"));
+        assert!(!refused_for_want_of_replicas(&unavailable(other)));
+        let timed_out = StoreError::Unavailable(Box::new(TimedOut(Duration::from_millis(5))));
+        assert!(!refused_for_want_of_replicas(&timed_out));
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub struct RedisServer {
     child: Option<Child>,
     /// With TLS: the CA certificate (PEM) that signed the server's certificate.
     tls_ca: Option<Vec<u8>>,
+    /// More `redis-server` arguments, given on every (re)start.
+    extra_args: Vec<String>,
 }
 
 impl RedisServer {
@@ -37,17 +39,41 @@ impl RedisServer {
     ///
     /// When `redis-server` is missing or does not come up: a test needing Redis fails loudly.
     pub fn start() -> Self {
-        Self::start_with(false)
+        Self::start_with(false, &[])
+    }
+
+    /// Like [`RedisServer::start`], with more `redis-server` arguments; `{port}` and `{dir}` in
+    /// them become the server's port and directory.
+    pub fn start_with_args(args: &[&str]) -> Self {
+        Self::start_with(false, args)
     }
 
     /// Like [`RedisServer::start`], but the server speaks only TLS, with a certificate for
     /// `127.0.0.1` from a throwaway CA (made with the `openssl` command; see
     /// [`RedisServer::tls_ca_pem`]).
     pub fn start_tls() -> Self {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(tls: bool) -> Self {
+    /// Like [`RedisServer::start_tls`], with more arguments (as [`RedisServer::start_with_args`])
+    /// and, with `like`, the CA and certificate of that server (nodes of one TLS cluster must
+    /// trust each other).
+    pub fn start_tls_with_args(args: &[&str], like: Option<&Self>) -> Self {
+        match like {
+            None => Self::start_with(true, args),
+            Some(other) => Self::start_with_certificates_of(other, args),
+        }
+    }
+
+    fn start_with(tls: bool, args: &[&str]) -> Self {
+        Self::start_inner(tls, None, args)
+    }
+
+    fn start_with_certificates_of(other: &Self, args: &[&str]) -> Self {
+        Self::start_inner(true, Some(other.dir.as_path()), args)
+    }
+
+    fn start_inner(tls: bool, certificates_in: Option<&Path>, args: &[&str]) -> Self {
         let binary = find_binary();
         // Another process can grab the port between our probe and the server's bind; retry
         // with a new port in that case.
@@ -56,15 +82,27 @@ impl RedisServer {
             let port = free_port();
             let dir =
                 env::temp_dir().join(format!("tower-par-redis-{}-{port}", std::process::id()));
+            let extra_args = args
+                .iter()
+                .map(|arg| {
+                    arg.replace("{port}", &port.to_string())
+                        .replace("{dir}", &dir.display().to_string())
+                })
+                .collect();
             let mut server = Self {
                 binary: binary.clone(),
                 port,
                 dir,
                 child: None,
                 tls_ca: None,
+                extra_args,
             };
             if tls {
-                if let Err(e) = server.make_certificates() {
+                let made = match certificates_in {
+                    Some(from) => server.copy_certificates(from),
+                    None => server.make_certificates(),
+                };
+                if let Err(e) = made {
                     panic!("cannot make TLS certificates for redis-server: {e}");
                 }
             }
@@ -104,6 +142,27 @@ impl RedisServer {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// Freezes the server (SIGSTOP): it keeps its connections but answers nothing, like a host
+    /// that stalls.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`RedisServer::pause`]d server run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server runs");
+        // The shell's own `kill`: the binary is in procps, which minimal Debian images lack.
+        let status = Command::new("sh")
+            .args(["-c", &format!("kill {signal} {}", child.id())])
+            .status()
+            .expect("run sh");
+        assert!(status.success(), "kill {signal} failed");
     }
 
     /// Starts the server again on the same port, after [`RedisServer::stop`].
@@ -146,6 +205,7 @@ impl RedisServer {
             command.args(["--port", &port]);
         }
         let mut child = command
+            .args(&self.extra_args)
             .arg("--dir")
             .arg(&self.dir)
             .arg("--logfile")
@@ -185,6 +245,21 @@ impl RedisServer {
 }
 
 impl RedisServer {
+    /// The CA and server certificate of the server whose directory is `from`, in this one's.
+    fn copy_certificates(&mut self, from: &Path) -> Result<(), String> {
+        fs::create_dir_all(&self.dir).map_err(|e| format!("{}: {e}", self.dir.display()))?;
+        for file in ["ca.crt", "server.crt", "server.key"] {
+            fs::copy(from.join(file), self.dir.join(file)).map_err(|e| format!("{file}: {e}"))?;
+        }
+        self.tls_ca = Some(fs::read(self.dir.join("ca.crt")).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// The CA certificate's file, for `redis-cli --cacert`; `None` for a plain server.
+    pub fn tls_ca_file(&self) -> Option<PathBuf> {
+        self.tls_ca.as_ref().map(|_| self.dir.join("ca.crt"))
+    }
+
     /// A CA and a server certificate for 127.0.0.1 in the server's directory.
     fn make_certificates(&mut self) -> Result<(), String> {
         self.tls_ca = Some(throwaway_certificates(&self.dir)?);
@@ -194,12 +269,14 @@ impl RedisServer {
 
 /// A throwaway CA (`ca.crt`) and a server certificate for 127.0.0.1 and localhost signed by it
 /// (`server.crt`, `server.key`) in `dir`, made with the `openssl` command. Returns the CA's PEM.
+/// The certificate serves clients too (`clientAuth`): a TLS Redis Cluster's nodes present it to
+/// each other on the cluster bus.
 pub fn throwaway_certificates(dir: &Path) -> Result<Vec<u8>, String> {
     fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     fs::write(
         dir.join("server.ext"),
         "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n\
-         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth,clientAuth\n",
     )
     .map_err(|e| e.to_string())?;
     let ec = [
@@ -268,7 +345,7 @@ impl Drop for RedisServer {
 }
 
 /// `$REDIS_SERVER`, else `redis-server` on `PATH`, else Debian's location.
-fn find_binary() -> PathBuf {
+pub fn find_binary() -> PathBuf {
     if let Some(path) = env::var_os("REDIS_SERVER") {
         return PathBuf::from(path);
     }
@@ -291,7 +368,7 @@ fn find_binary() -> PathBuf {
 }
 
 /// A port that was free a moment ago.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
