@@ -740,8 +740,13 @@ if [ "$MODE" = all ] || [ "$MODE" = instructions ]; then
   done
   push_total=$(count push:5000)
   echo "| push | $(((push_total - $(count push:0)) / 5000)) |"
+  echo "| push, Prometheus recorder installed | $(per push_prometheus 5000) |"
   # The redeem scenario pushes its handles first: subtract the same pushes.
-  echo "| redeem | $((($(count redeem:5000) - push_total) / 5000)) |"
+  redeem=$((($(count redeem:5000) - push_total) / 5000))
+  plain=$(per authorize_plain 20000)
+  echo "| redeem (swap and call the inner service) | $redeem |"
+  echo "| the same inner service, the plain request through the layer | $plain |"
+  echo "| the swap's own cost (redeem minus plain) | $((redeem - plain)) |"
   echo "| parse_large (900 KiB) | $(per parse_large 20) |"
   echo
 fi

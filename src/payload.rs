@@ -56,7 +56,9 @@ impl fmt::Display for PayloadError {
 impl std::error::Error for PayloadError {}
 
 /// Encodes `pairs` in order. The buffer is allocated once, at its exact size, so that what a
-/// store charges is what the payload holds.
+/// store charges is what the payload holds. (The push writes it into its sealed record with
+/// [`encode_into`].)
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encode<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> Vec<u8> {
     let len = encoded_len(pairs);
     let mut out = Vec::with_capacity(len);

@@ -162,7 +162,9 @@ fn presented<'a>(
     })
 }
 
-/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03).
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03), as
+/// owned strings (the PAR endpoint borrows them from [`BasicCredentials`] instead).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
     let credentials = BasicCredentials::decode(value)?;
     let (client_id, secret) = credentials.halves()?;
