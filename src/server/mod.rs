@@ -31,6 +31,7 @@
 //! # Ok(()) }
 //! ```
 
+mod connection;
 mod flags;
 #[cfg(feature = "prometheus")]
 mod metrics;

@@ -14,7 +14,6 @@ use hyper::{body::Incoming, server::conn::http1, Request, Response};
 use hyper_util::{
     rt::{TokioIo, TokioTimer},
     server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
@@ -22,6 +21,7 @@ use tokio::{
 };
 use tower_service::Service;
 
+use super::connection::ConnectionService;
 use crate::BoxError;
 
 /// How [`serve`] treats its connections.
@@ -189,7 +189,7 @@ where
         let _ = stream.set_nodelay(true);
         let connection = builder.serve_connection(
             TokioIo::new(Lingering::new(stream, config.lingering_close)),
-            TowerToHyperService::new(make_service(peer)),
+            ConnectionService::new(make_service(peer)),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
