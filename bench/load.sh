@@ -634,7 +634,7 @@ if [ "$MODE" = all ] || [ "$MODE" = proxy ]; then
   start_proxy() {
     start_server "$1" "$PAR_PROXY" --listen @ADDR@ --upstream "$UPSTREAM_URL" \
       --issuer http://@ADDR@ --clients "$CLIENTS" --par-path /as/par --authorize-path /as/authorize \
-      --capacity "$BIG_CAPACITY"
+      --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES"
   }
   start_proxy proxy_get
   measure proxy_get "1. par-proxy pass-through (GET /static/app.js to bare_201, expect 201)" "$BENCH/passthrough.lua" "" ""
@@ -697,7 +697,7 @@ NGINX
   measure proxy_push "3. par-proxy push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
   stop_server
   start_server par_push2 "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-    --inner redirect --capacity "$BIG_CAPACITY"
+    --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES"
   measure par_push2 "4. par_server push (same request)" "$BENCH/push.lua" "" ""
   stop_server
 
