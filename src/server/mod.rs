@@ -33,6 +33,7 @@
 
 mod connection;
 mod flags;
+mod header_timer;
 #[cfg(feature = "prometheus")]
 mod metrics;
 mod serve;

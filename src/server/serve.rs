@@ -11,17 +11,14 @@ use std::{
 };
 
 use hyper::{body::Incoming, server::conn::http1, Request, Response};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-};
+use hyper_util::{rt::TokioIo, server::graceful::GracefulShutdown};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
 };
 use tower_service::Service;
 
-use super::connection::ConnectionService;
+use super::{connection::ConnectionService, header_timer::ConnectionTimer};
 use crate::BoxError;
 
 /// How [`serve`] treats its connections.
@@ -164,10 +161,6 @@ where
     B::Error: Into<BoxError>,
 {
     let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -187,10 +180,14 @@ where
         };
         // Answers are small and written whole; Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(Lingering::new(stream, config.lingering_close)),
-            ConnectionService::new(make_service(peer)),
-        );
+        // A builder per connection, for the connection's own timer (see `header_timer`).
+        let connection = http1::Builder::new()
+            .timer(ConnectionTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .serve_connection(
+                TokioIo::new(Lingering::new(stream, config.lingering_close)),
+                ConnectionService::new(make_service(peer)),
+            );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
