@@ -69,28 +69,33 @@ pub(crate) fn parse(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
     let mut pairs = Vec::with_capacity(PAIRS_AT_HAND);
     let mut start = 0;
     while start < bytes.len() {
-        // One segment: up to the next `&`, split at its first `=`, noting escapes on each side.
-        let (mut eq, mut escaped_name, mut escaped_value) = (None, false, false);
-        let mut end = start;
-        while let Some(&b) = bytes.get(end) {
-            match b {
-                // Letters, `_` and `~`: most of a form, past every byte looked for below.
-                b'>'.. => {}
-                b'&' => break,
-                b'=' if eq.is_none() => eq = Some(end),
-                b'%' | b'+' if eq.is_none() => escaped_name = true,
-                b'%' | b'+' => escaped_value = true,
-                _ => {}
-            }
-            end += 1;
+        // One segment: its name up to the first `=`, its value up to the next `&`, each noting
+        // whether it has an escape (`%`, `+`) to decode.
+        let name_start = start;
+        let (mut escaped_name, mut escaped_value) = (false, false);
+        let mut at = next_special(bytes, start, true);
+        while matches!(bytes.get(at), Some(b'%' | b'+')) {
+            escaped_name = true;
+            at = next_special(bytes, at + 1, true);
         }
-        let segment = (start, end);
-        start = end + 1;
-        let Some(eq) = eq else { continue };
-        if eq == segment.0 || eq + 1 == segment.1 {
+        if bytes.get(at) != Some(&b'=') {
+            // No `=` in the segment: dropped, like an empty name or value.
+            start = at + 1;
             continue;
         }
-        // Both ends of each component are at ASCII bytes, so these are `str` slices.
+        let eq = at;
+        at = next_special(bytes, eq + 1, false);
+        while matches!(bytes.get(at), Some(b'%' | b'+')) {
+            escaped_value = true;
+            at = next_special(bytes, at + 1, false);
+        }
+        let end = at;
+        start = end + 1;
+        if eq == name_start || eq + 1 == end {
+            continue;
+        }
+        // Both ends of each component are at ASCII bytes (or the ends of the input), so these
+        // are `str` slices.
         let component =
             |from: usize, to: usize, escaped: bool| -> Result<Cow<'_, str>, FormError> {
                 if escaped {
@@ -100,11 +105,43 @@ pub(crate) fn parse(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
                 }
             };
         // Value first, then name: the order of `parse_bytes`, so the first error is the same.
-        let value = component(eq + 1, segment.1, escaped_value)?;
-        let name = component(segment.0, eq, escaped_name)?;
+        let value = component(eq + 1, end, escaped_value)?;
+        let name = component(name_start, eq, escaped_name)?;
         pairs.push((name, value));
     }
     Ok(pairs)
+}
+
+/// The index of the first byte at or after `at` that is `&`, `%`, `+`, or, with `or_equals`,
+/// `=`; `bytes.len()` when there is none. Eight bytes at a time: most of a form is letters and
+/// digits, and a byte-by-byte loop cost more than the rest of the parse (benches/layer.rs).
+fn next_special(bytes: &[u8], mut at: usize, or_equals: bool) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+    // The high bit of each byte of `word` that equals `byte`, and no other bit (exact, unlike
+    // the shorter borrow trick, so the lowest set bit is always the first match).
+    let equal = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    };
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut found = equal(word, b'&') | equal(word, b'%') | equal(word, b'+');
+        if or_equals {
+            found |= equal(word, b'=');
+        }
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let special = |b: &u8| matches!(b, b'&' | b'%' | b'+') || (or_equals && *b == b'=');
+    bytes[at.min(bytes.len())..]
+        .iter()
+        .position(special)
+        .map_or(bytes.len(), |offset| at + offset)
 }
 
 /// The pairs a `Vec` holds before it first grows: a push has about ten.
@@ -561,6 +598,21 @@ mod tests {
                 let text = text.concat();
                 prop_assert_eq!(parse(text.as_bytes()), parse_bytes(text.as_bytes()));
                 prop_assert_eq!(parse(&bytes), parse_bytes(&bytes));
+            }
+
+            #[test]
+            fn the_word_wise_search_finds_the_first_special_byte(
+                bytes in vec(prop_oneof![
+                    4 => any::<u8>(),
+                    1 => proptest::sample::select(b"&=%+".to_vec()),
+                ], 0..40),
+                at in 0usize..41,
+                or_equals in any::<bool>(),
+            ) {
+                let at = at.min(bytes.len());
+                let special = |b: &u8| b"&%+".contains(b) || (or_equals && *b == b'=');
+                let naive = bytes[at..].iter().position(special).map_or(bytes.len(), |i| at + i);
+                prop_assert_eq!(next_special(&bytes, at, or_equals), naive);
             }
 
             #[test]
