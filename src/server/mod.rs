@@ -32,6 +32,7 @@
 //! ```
 
 mod connection;
+mod drain;
 mod flags;
 mod header_timer;
 #[cfg(feature = "prometheus")]
