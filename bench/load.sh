@@ -3,7 +3,8 @@
 #
 #   bench/load.sh            # throughput, then memory
 #   bench/load.sh throughput # 1) par_server push  2) bare hyper 201  3) node-oidc-provider push
-#                            # 4) par_server redeem
+#                            # 4) par_server redeem  4c) par_server plain authorization request
+#   bench/load.sh swap       # 4) and 4c) only: the swap's own cost (redeem / plain request)
 #   bench/load.sh memory     # bytes per stored request, capacity flood
 #   bench/load.sh redis      # push and redeem with --store redis:// against --store memory
 #   bench/load.sh cluster    # push and redeem on a Redis Cluster (3 masters, 3 replicas) against
@@ -16,14 +17,16 @@
 # -c$CONNS -d$DURATION --latency with bench/push.lua or bench/redeem.lua, each server fresh.
 # Knobs (environment): DURATION=10s WARMUP=3s THREADS=1 CONNS=32 PIN=0 MEM_N=200000
 # FLOOD_CAP=10000 FLOOD_SECS=10 BASE_PORT=23400 QUIET_WAIT=180 PEER_NODE=node CARGO_TARGET_DIR=target
+# PAR_SERVER_BEFORE=PATH: another par_server binary (a build of an earlier commit) measured beside
+# this one in the throughput runs (push and redeem), with the flags it knows.
 # PIN=1 runs the server on core 1 and wrk on core 0 (see the note printed at the start).
 #
 # Everything listens on 127.0.0.1; all loops are bounded; servers are killed on exit.
 set -euo pipefail
 
 MODE=${1:-all}
-case $MODE in all | throughput | memory | redis | cluster | instructions | proxy) ;; *)
-  echo "usage: $0 [all|throughput|memory|redis|cluster|instructions|proxy]" >&2
+case $MODE in all | throughput | swap | memory | redis | cluster | instructions | proxy) ;; *)
+  echo "usage: $0 [all|throughput|swap|memory|redis|cluster|instructions|proxy]" >&2
   exit 2
   ;;
 esac
@@ -108,6 +111,11 @@ PAR_SERVER=${PAR_SERVER_BIN:-$TARGET/release/examples/par_server}
 BARE=$TARGET/release/examples/bare_201
 PAR_PROXY=${PAR_PROXY_BIN:-$TARGET/release/par-proxy}
 CLIENTS=$ROOT/examples/clients.json
+PAR_SERVER_BEFORE=${PAR_SERVER_BEFORE:-}
+if [ -n "$PAR_SERVER_BEFORE" ]; then
+  [ -x "$PAR_SERVER_BEFORE" ] || die "PAR_SERVER_BEFORE=$PAR_SERVER_BEFORE is not an executable"
+  PAR_SERVER_BEFORE=$(cd "$(dirname "$PAR_SERVER_BEFORE")" && pwd)/$(basename "$PAR_SERVER_BEFORE")
+fi
 
 if [ "$PIN" = 1 ]; then
   SRV_PIN=(taskset -c 1)
@@ -237,21 +245,24 @@ measure() {
 }
 # redeem_run NAME LABEL [par_server args...] : handles are pushed first (2.5x what a run at push
 # speed would need, a longer lifetime so none expires during the run); every redeem reads a fresh
-# one. If a run still runs out, it is repeated once with twice as many.
+# one. If a run still runs out, it is repeated once with twice as many. The server is PAR_BIN
+# (default: this build's par_server); with NOTE_METRIC, the row notes what its --metrics counted.
 redeem_run() {
-  local name=$1 label=$2 factor warm_s main_s
+  local name=$1 label=$2 factor warm_s main_s bin=${PAR_BIN:-$PAR_SERVER} bytes
   shift 2
   warm_s=$(secs "$WARMUP")
   main_s=$(secs "$DURATION")
+  mapfile -t bytes < <(known_flags "$bin" --max-stored-bytes "$BIG_BYTES")
   for factor in 5 10; do
-    start_server "$name" "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-      --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" --lifetime 600 "$@"
+    start_server "$name" "$bin" --listen @ADDR@ --clients "$CLIENTS" \
+      --inner redirect --capacity "$BIG_CAPACITY" "${bytes[@]}" --lifetime 600 "$@"
     rm -f "$WORK/warm.handles" "$WORK/main.handles"
     log "  pre-pushing handles for the redeem run ($((factor * (warm_s + main_s) / 2)) s of pushes)"
     wrk_run "$WORK/prepush.warm" "$BENCH/push.lua" "$((factor * warm_s / 2))s" "record=$WORK/warm.handles"
     wrk_run "$WORK/prepush.main" "$BENCH/push.lua" "$((factor * main_s / 2))s" "record=$WORK/main.handles"
     log "  pre-pushed $(wc -l <"$WORK/warm.handles") + $(wc -l <"$WORK/main.handles") handles"
     measure "$name" "$label" "$BENCH/redeem.lua" "handles=$WORK/warm.handles" "handles=$WORK/main.handles"
+    [ -z "${NOTE_METRIC:-}" ] || metrics_note "$name" "$NOTE_METRIC"
     stop_server
     grep -q '^EXHAUSTED' "$WORK/$name.main" "$WORK/$name.warm" || break
     if [ "$factor" = 5 ]; then unset 'ROWS[-1]'; fi
@@ -263,6 +274,79 @@ rows_table() {
   echo "| run | requests/s | p50 | p99 | server CPU µs/request | rest of machine CPU | expected / total | statuses | note |"
   echo "|---|---:|---:|---:|---:|---:|---:|---|---|"
   printf '%s\n' "${ROWS[@]}"
+}
+
+# known_flags BIN [FLAG VALUE]... : the pairs whose FLAG the usage of par_server binary BIN names,
+# one word a line (a build of an earlier commit may not know --max-stored-bytes or --metrics).
+declare -A USAGE
+known_flags() {
+  local bin=$1
+  shift
+  [ -n "${USAGE[$bin]+set}" ] || USAGE[$bin]=$("$bin" --help 2>&1 || true)
+  while [ $# -ge 2 ]; do
+    case ${USAGE[$bin]} in *"[$1 "*) printf '%s\n%s\n' "$1" "$2" ;; esac
+    shift 2
+  done
+}
+
+# par_flags BIN : the flags of the throughput runs of par_server BIN: no budget may fill
+# (--capacity, --max-stored-bytes), and the Prometheus recorder installed (--metrics on a free
+# port, as a production server runs), each when BIN knows it.
+par_flags() {
+  known_flags "$1" --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES" --metrics 127.0.0.1:0
+}
+
+# metrics_note NAME METRIC : appends to the last row what the Prometheus endpoint of server NAME
+# (the address its par_server printed) counts of METRIC, or that there is no recorder.
+metrics_note() {
+  local name=$1 metric=$2 url scrape value
+  url=$(grep -m1 -o 'metrics on http://[^ ]*' "$WORK/$name.out" | cut -d' ' -f3 || true)
+  if [ -z "$url" ]; then
+    value="no Prometheus recorder (this par_server has no --metrics)"
+  elif ! scrape=$(curl -sf --max-time 5 "$url"); then
+    value="Prometheus endpoint did not answer"
+  else
+    value=$(awk -v m="$metric" 'index($0, m " ") == 1 { print $2 }' <<<"$scrape")
+    value="Prometheus: $metric ${value:-0}"
+  fi
+  ROWS[-1]="${ROWS[-1]%|} $value |"
+}
+
+# push_run NAME LABEL BIN : push.lua at par_server BIN (par_flags).
+push_run() {
+  local name=$1 label=$2 bin=$3 flags
+  mapfile -t flags < <(par_flags "$bin")
+  start_server "$name" "$bin" --listen @ADDR@ --clients "$CLIENTS" --inner redirect "${flags[@]}"
+  measure "$name" "$label" "$BENCH/push.lua" "" ""
+  metrics_note "$name" 'tower_par_pushes_total{outcome="created"}'
+  stop_server
+}
+
+# swap_runs : 4) redeem and 4c) the same inner handler with the same parameters, sent plainly;
+# with PAR_SERVER_BEFORE, 4b) redeem at that binary.
+swap_runs() {
+  local flags
+  mapfile -t flags < <(known_flags "$PAR_SERVER" --metrics 127.0.0.1:0)
+  NOTE_METRIC='tower_par_redemptions_total{outcome="swapped"}' redeem_run par_redeem \
+    "4. par_server redeem (GET /as/authorize?client_id&request_uri=fresh handle, --metrics, expect 303)" "${flags[@]}"
+  if [ -n "$PAR_SERVER_BEFORE" ]; then
+    mapfile -t flags < <(known_flags "$PAR_SERVER_BEFORE" --metrics 127.0.0.1:0)
+    NOTE_METRIC='tower_par_redemptions_total{outcome="swapped"}' PAR_BIN=$PAR_SERVER_BEFORE \
+      redeem_run par_redeem_before "4b. par_server before: redeem (the same)" "${flags[@]}"
+  fi
+  mapfile -t flags < <(par_flags "$PAR_SERVER")
+  start_server par_plain "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" --inner redirect "${flags[@]}"
+  measure par_plain "4c. par_server plain authorization request (GET /as/authorize?<the pushed parameters as the swap writes them>, no request_uri: the layer passes it to the same inner handler, --metrics, expect 303)" "$BENCH/authorize.lua" "" ""
+  metrics_note par_plain 'tower_par_redemptions_total{outcome="swapped"}'
+  stop_server
+}
+
+# swap_ratios : the ratio rows of swap_runs.
+swap_ratios() {
+  echo "| redeem / plain authorization request (the swap's own cost: take, open, rebuild) | $(ratio "${RPS[par_redeem]}" "${RPS[par_plain]}") | (info) |"
+  if [ -n "$PAR_SERVER_BEFORE" ]; then
+    echo "| redeem: this par_server / before | $(ratio "${RPS[par_redeem]}" "${RPS[par_redeem_before]}") | ≥ 1 (not slower) |"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -277,15 +361,18 @@ echo "- machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d:
 echo "- tools: $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), node $("$PEER_NODE" --version) for the peer, oidc-provider $(node -p "require('$BENCH/peer/node_modules/oidc-provider/package.json').version"), $(rustc --version | cut -d' ' -f1-2)"
 echo "- wrk: -t$THREADS -c$CONNS -d$DURATION --latency after a $WARMUP warm-up run, each server fresh; $PIN_NOTE"
 echo "- load average before start: $(cut -d' ' -f1-3 /proc/loadavg) (other processes on the machine skew every figure)"
+if [ -n "$PAR_SERVER_BEFORE" ]; then
+  echo "- par_server before (rows 1b, 4b): $PAR_SERVER_BEFORE, with the flags it knows: $(par_flags "$PAR_SERVER_BEFORE" | paste -sd' ')"
+fi
 echo
 
 if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   log "== throughput"
-  # 1) par_server push.
-  start_server par_push "$PAR_SERVER" --listen @ADDR@ --clients "$CLIENTS" \
-    --inner redirect --capacity "$BIG_CAPACITY" --max-stored-bytes "$BIG_BYTES"
-  measure par_push "1. par_server push (POST /as/par, 300-byte body, expect 201)" "$BENCH/push.lua" "" ""
-  stop_server
+  # 1) par_server push, the Prometheus recorder installed; 1b) the same at PAR_SERVER_BEFORE.
+  push_run par_push "1. par_server push (POST /as/par, 300-byte body, --metrics, expect 201)" "$PAR_SERVER"
+  if [ -n "$PAR_SERVER_BEFORE" ]; then
+    push_run par_push_before "1b. par_server before: push (the same)" "$PAR_SERVER_BEFORE"
+  fi
 
   # 2) bare hyper ceiling.
   start_server bare "$BARE" --listen @ADDR@
@@ -297,8 +384,8 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   measure node_push "3. node-oidc-provider push (same request)" "$BENCH/push.lua" "" ""
   stop_server
 
-  # 4) par_server redeem.
-  redeem_run par_redeem "4. par_server redeem (GET /as/authorize?request_uri=fresh handle, expect 303)"
+  # 4) par_server redeem (4b before), 4c) the plain authorization request.
+  swap_runs
 
   echo "## Throughput"
   echo
@@ -311,6 +398,24 @@ if [ "$MODE" = all ] || [ "$MODE" = throughput ]; then
   echo "| push / bare hyper | $(ratio "${RPS[par_push]}" "${RPS[bare]}") | ≥ 0.70 |"
   echo "| push / node-oidc-provider | $(ratio "${RPS[par_push]}" "${RPS[node_push]}") | ≥ 10 |"
   echo "| redeem / bare hyper | $(ratio "${RPS[par_redeem]}" "${RPS[bare]}") | (info) |"
+  if [ -n "$PAR_SERVER_BEFORE" ]; then
+    echo "| push: this par_server / before | $(ratio "${RPS[par_push]}" "${RPS[par_push_before]}") | ≥ 1 (not slower) |"
+  fi
+  swap_ratios
+  echo
+fi
+
+if [ "$MODE" = swap ]; then
+  log "== swap"
+  ROWS=()
+  swap_runs
+  echo "## The swap against a plain authorization request"
+  echo
+  rows_table
+  echo
+  echo "| ratio | value | goal |"
+  echo "|---|---:|---|"
+  swap_ratios
   echo
 fi
 
@@ -635,8 +740,13 @@ if [ "$MODE" = all ] || [ "$MODE" = instructions ]; then
   done
   push_total=$(count push:5000)
   echo "| push | $(((push_total - $(count push:0)) / 5000)) |"
+  echo "| push, Prometheus recorder installed | $(per push_prometheus 5000) |"
   # The redeem scenario pushes its handles first: subtract the same pushes.
-  echo "| redeem | $((($(count redeem:5000) - push_total) / 5000)) |"
+  redeem=$((($(count redeem:5000) - push_total) / 5000))
+  plain=$(per authorize_plain 20000)
+  echo "| redeem (swap and call the inner service) | $redeem |"
+  echo "| the same inner service, the plain request through the layer | $plain |"
+  echo "| the swap's own cost (redeem minus plain) | $((redeem - plain)) |"
   echo "| parse_large (900 KiB) | $(per parse_large 20) |"
   echo
 fi

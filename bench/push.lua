@@ -10,25 +10,14 @@
 
 local EXPECT = 201
 
--- bench/result.lua (setup, the RESULT line), found next to this script.
-dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "result.lua")
+-- bench/result.lua (setup, the RESULT line) and bench/request.lua (the request), found next to
+-- this script.
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or ""
+dofile(dir .. "result.lua")
+local request = dofile(dir .. "request.lua")
 
 -- The request is static, so wrk sends a pre-formatted buffer and spends its CPU on I/O only.
-local fields = {
-  "response_type=code",
-  "client_id=web-app",
-  "redirect_uri=https%3A%2F%2Fclient.example.org%2Fcb",
-  "scope=openid%20profile%20email",
-  "state=af0ifjsldkj-Qm9vZ2xlU3RhdGVWYWx1ZQ",
-  "nonce=n-0S6_WzA2Mj-bmV3Tm9uY2VWYWx1ZQ",
-  -- S256 of the verifier "x" x 43, so a follow-up token exchange would be possible.
-  "code_challenge=zAscLGbzu5_RoIHGJrob72L2-WRBpDvhUmhSN3asJqE",
-  "code_challenge_method=S256",
-}
-local BODY_LEN = 300
-local body = table.concat(fields, "&") .. "&pad="
-body = body .. string.rep("p", BODY_LEN - #body)
-assert(#body == BODY_LEN, "body length")
+local body = request.body()
 
 wrk.method = "POST"
 wrk.path = "/as/par"

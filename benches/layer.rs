@@ -9,7 +9,9 @@
 //!    without a metrics recorder, and with the Prometheus recorder `par_server --metrics`
 //!    installs (`_prometheus`);
 //! 3. `redeem`: GET /as/authorize with `client_id` + a fresh pre-pushed `request_uri`, swap,
-//!    inner call;
+//!    inner call; and the same inner service reached through the layer by the plain request the
+//!    swap writes (`plain_parameters`: the parameters in the query, no `request_uri`), so that
+//!    the pair differs only by the swap;
 //! 4. `parse_form`: the PAR endpoint's form decoding + duplicate check alone, 300 B and 900 KiB.
 //!
 //! ```text
@@ -26,8 +28,10 @@
 //!
 //! Scenarios for `PAR_BENCH_FIXED=<scenario>:<iterations>`: `bare`, `layered`, `rewrap_only`,
 //! `router_bare`, `router_layered`, `push`, `push_prometheus` (the same with the Prometheus
-//! recorder installed globally), `redeem`, `parse_small`, `parse_large`. Run each at
-//! 0 and at N iterations and divide the difference by N: that removes the setup.
+//! recorder installed globally), `redeem`, `authorize_plain` (the plain request of the redeem
+//! pair), `parse_small`, `parse_large`. Run each at 0 and at N iterations and divide the
+//! difference by N: that removes the setup (for `redeem`, subtract `push` at N: its handles are
+//! pushed first). The swap's own instructions are `redeem` minus `authorize_plain`.
 
 use std::{
     convert::Infallible,
@@ -83,21 +87,58 @@ fn fixed_ok<B>(_req: Request<B>) -> Ready<Result<Response<Full<Bytes>>, Infallib
     ready(Ok(Response::new(Full::new(Bytes::from_static(b"ok")))))
 }
 
-/// The inner authorization endpoint of the redeem benchmark: fails loudly if the swap did not
-/// happen, so the benchmark cannot silently measure an error page.
-fn authorize_ok<B>(req: Request<B>) -> Ready<Result<Response<Full<Bytes>>, Infallible>> {
-    let swapped = req
-        .extensions()
-        .get::<tower_par::PushedAuthorizationRequest>()
-        .is_some();
-    let status = if swapped {
-        StatusCode::OK
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
+/// The inner authorization endpoint of the redeem pair: answers 200 to a request that carries
+/// exactly the parameters of `push_form` in the query, as the swap writes them (`PLAIN_URI`), and
+/// 500 to anything else, so that neither benchmark can silently measure an error page. Both
+/// sides of the pair call this one function: they differ only by the swap.
+fn authorize_plain_only<B>(req: Request<B>) -> Ready<Result<Response<Full<Bytes>>, Infallible>> {
+    let plain = PLAIN_URI.get().is_some_and(|plain| req.uri() == plain);
     let mut response = Response::new(Full::new(Bytes::from_static(b"ok")));
-    *response.status_mut() = status;
+    if !plain {
+        *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    }
     ready(Ok(response))
+}
+
+/// The authorization request the swap of a `push_form` push hands the inner service, recorded
+/// from one real swap (`plain_uri`).
+static PLAIN_URI: std::sync::OnceLock<Uri> = std::sync::OnceLock::new();
+
+/// Pushes `push_form` once, redeems it, and returns the URI the inner service received: the
+/// plain authorization request with the same parameters (`client_id` first, then the pushed
+/// parameters in the canonical encoding).
+async fn plain_uri(layer: &ParLayer, form: &Bytes, basic: &HeaderValue) -> Uri {
+    if let Some(uri) = PLAIN_URI.get() {
+        return uri.clone();
+    }
+    let received = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = std::sync::Arc::clone(&received);
+    let mut recording = layer.layer(service_fn(move |req: Request<RequestBody<Full<Bytes>>>| {
+        assert!(
+            req.extensions()
+                .get::<tower_par::PushedAuthorizationRequest>()
+                .is_some(),
+            "the setup redemption was swapped"
+        );
+        *seen.lock().expect("not poisoned") = Some(req.uri().clone());
+        ready(Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))))
+    }));
+    let uris = push_handles(&mut recording, form, basic, 1).await;
+    assert_eq!(
+        call_status(&mut recording, get(&uris[0])).await,
+        StatusCode::OK
+    );
+    let uri = received
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the inner service was called");
+    assert!(
+        uri.query()
+            .is_some_and(|q| q.starts_with("client_id=web-app&") && !q.contains("request_uri")),
+        "{uri}"
+    );
+    PLAIN_URI.get_or_init(|| uri).clone()
 }
 
 /// A GET without allocation beyond what both sides of a pair share.
@@ -342,6 +383,8 @@ fn push(c: &mut Criterion) {
     let mut group = c.benchmark_group("push");
     group.throughput(Throughput::Elements(1));
     let recorder = prometheus_recorder();
+    // Set when the recorded variant ran (a filter such as `-- redeem` skips both).
+    let recorded = std::cell::Cell::new(false);
     for (name, recording) in [
         ("300B_client_secret_basic", false),
         ("300B_client_secret_basic_prometheus", true),
@@ -350,6 +393,7 @@ fn push(c: &mut Criterion) {
         let _recording = recording.then(|| metrics::set_default_local_recorder(&recorder));
         group.bench_function(name, |b| {
             b.to_async(&rt).iter_custom(|iters| {
+                recorded.set(recorded.get() || recording);
                 let mut svc = svc.clone();
                 let (form, basic) = (form.clone(), basic.clone());
                 async move {
@@ -364,7 +408,7 @@ fn push(c: &mut Criterion) {
     }
     let rendered = recorder.handle().render();
     assert!(
-        rendered.contains("tower_par_pushes_total{outcome=\"created\"}"),
+        !recorded.get() || rendered.contains("tower_par_pushes_total{outcome=\"created\"}"),
         "the recorder saw the pushes: {rendered}"
     );
     group.finish();
@@ -375,16 +419,13 @@ fn redeem(c: &mut Criterion) {
     let form = push_form();
     let basic = basic_header();
     let layer = layer();
-    let mut pusher = layer.layer(service_fn(fixed_ok::<RequestBody<Full<Bytes>>>));
-    let authorize = layer.layer(service_fn(authorize_ok::<RequestBody<Full<Bytes>>>));
-    let check = rt.block_on(async {
-        let uris = push_handles(&mut pusher, &form, &basic, 1).await;
-        call_status(&mut authorize.clone(), get(&uris[0])).await
-    });
+    let plain = rt.block_on(plain_uri(&layer, &form, &basic));
+    let pusher = layer.layer(service_fn(fixed_ok::<RequestBody<Full<Bytes>>>));
+    let authorize = layer.layer(service_fn(authorize_plain_only::<RequestBody<Full<Bytes>>>));
     assert_eq!(
-        check,
+        rt.block_on(call_status(&mut authorize.clone(), get(&plain))),
         StatusCode::OK,
-        "the redeem path must reach the inner"
+        "the plain request must reach the inner"
     );
 
     let mut group = c.benchmark_group("redeem");
@@ -398,7 +439,23 @@ fn redeem(c: &mut Criterion) {
                 let uris = push_handles(&mut pusher, &form, &basic, iters).await;
                 let start = Instant::now();
                 for uri in &uris {
-                    black_box(call_status(&mut svc, get(uri)).await);
+                    let status = call_status(&mut svc, get(uri)).await;
+                    assert_eq!(status, StatusCode::OK, "swapped to the plain request");
+                }
+                start.elapsed()
+            }
+        });
+    });
+    // The same inner service, called through the layer with the plain request the swap writes:
+    // the difference to the line above is the swap's own cost.
+    group.bench_function("plain_parameters", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let mut svc = authorize.clone();
+            let plain = plain.clone();
+            async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    black_box(call_status(&mut svc, get(&plain)).await);
                 }
                 start.elapsed()
             }
@@ -482,11 +539,23 @@ fn fixed(spec: &str) {
             }
             "redeem" => {
                 let layer = layer();
+                let plain = plain_uri(&layer, &form, &basic).await;
                 let mut pusher = layer.layer(service_fn(fixed_ok::<RequestBody<Full<Bytes>>>));
-                let mut svc = layer.layer(service_fn(authorize_ok::<RequestBody<Full<Bytes>>>));
+                let mut svc =
+                    layer.layer(service_fn(authorize_plain_only::<RequestBody<Full<Bytes>>>));
                 let uris = push_handles(&mut pusher, &form, &basic, n).await;
                 for uri in &uris {
                     assert_eq!(call_status(&mut svc, get(uri)).await, StatusCode::OK);
+                }
+                black_box(plain);
+            }
+            "authorize_plain" => {
+                let layer = layer();
+                let plain = plain_uri(&layer, &form, &basic).await;
+                let mut svc =
+                    layer.layer(service_fn(authorize_plain_only::<RequestBody<Full<Bytes>>>));
+                for _ in 0..n {
+                    assert_eq!(call_status(&mut svc, get(&plain)).await, StatusCode::OK);
                 }
             }
             "parse_small" | "parse_large" => {

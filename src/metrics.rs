@@ -52,16 +52,15 @@
 
 use std::{
     pin::Pin,
-    sync::OnceLock,
     task::{Context, Poll},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use http_body::{Body, Frame, SizeHint};
 use metrics::{Key, Label, Level, Metadata};
 use pin_project_lite::pin_project;
 
-use crate::{layer::Config, store::StoreError, ParLayer};
+use crate::{layer::Config, outcome::PushClock, store::StoreError, ParLayer};
 
 /// Counter: requests to the PAR endpoint, by `outcome`.
 pub const PUSHES_TOTAL: &str = "tower_par_pushes_total";
@@ -239,13 +238,13 @@ pin_project! {
     pub(crate) struct FirstByte<'a, B> {
         #[pin]
         body: B,
-        at: &'a OnceLock<Instant>,
+        clock: &'a PushClock,
     }
 }
 
 impl<'a, B> FirstByte<'a, B> {
-    pub(crate) const fn new(body: B, at: &'a OnceLock<Instant>) -> Self {
-        Self { body, at }
+    pub(crate) const fn new(body: B, clock: &'a PushClock) -> Self {
+        Self { body, clock }
     }
 }
 
@@ -260,8 +259,8 @@ impl<B: Body> Body for FirstByte<'_, B> {
         let this = self.project();
         let polled = this.body.poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
-            if this.at.get().is_none() && frame.is_data() {
-                let _ = this.at.set(Instant::now());
+            if frame.is_data() {
+                this.clock.data_arrived();
             }
         }
         polled

@@ -162,8 +162,10 @@ pub(crate) fn completion(
 pub(crate) struct PushClock {
     #[cfg(feature = "metrics")]
     head: std::time::Instant,
+    /// Nanoseconds from `head` to the first body byte, plus one; 0 until it arrived. An atomic
+    /// rather than a `OnceLock`: setting a `OnceLock` takes its slow path every time.
     #[cfg(feature = "metrics")]
-    first_byte: std::sync::OnceLock<std::time::Instant>,
+    first_byte: std::sync::atomic::AtomicU64,
 }
 
 #[cfg(feature = "metrics")]
@@ -171,17 +173,30 @@ impl PushClock {
     pub(crate) fn start() -> Self {
         Self {
             head: std::time::Instant::now(),
-            first_byte: std::sync::OnceLock::new(),
+            first_byte: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// `body`, noting on this clock when its first data arrives.
     pub(crate) fn watch<B>(&self, body: B) -> crate::metrics::FirstByte<'_, B> {
-        crate::metrics::FirstByte::new(body, &self.first_byte)
+        crate::metrics::FirstByte::new(body, self)
+    }
+
+    /// Called by [`FirstByte`](crate::metrics::FirstByte) for each data frame.
+    pub(crate) fn data_arrived(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self.first_byte.load(Relaxed) == 0 {
+            let since_head = u64::try_from(self.head.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            self.first_byte.store(since_head + 1, Relaxed);
+        }
     }
 
     fn elapsed(&self) -> std::time::Duration {
-        self.first_byte.get().unwrap_or(&self.head).elapsed()
+        let to_first_byte = match self.first_byte.load(std::sync::atomic::Ordering::Relaxed) {
+            0 => std::time::Duration::ZERO,
+            nanos => std::time::Duration::from_nanos(nanos - 1),
+        };
+        self.head.elapsed().saturating_sub(to_first_byte)
     }
 }
 

@@ -53,7 +53,103 @@ fn truncate(name: &str) -> &str {
 ///
 /// Parameters sent without a value are treated as omitted (RFC 6749 §3.1) and dropped, as are
 /// pairs without a name.
+///
+/// A form whose raw bytes are UTF-8 (every form a client sends in practice) is checked as a whole
+/// once and split in one pass; only its percent-encoded or `+` components are decoded, each on
+/// its own. Per component, the searches and UTF-8 checks of [`parse_bytes`] cost more than the
+/// whole form's bytes (benches/layer.rs). Any other input goes through [`parse_bytes`], whose
+/// answer this always is: the same pairs, or the same first error.
 pub(crate) fn parse(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
+    let Ok(text) = std::str::from_utf8(input) else {
+        // Raw bytes that are not UTF-8 may sit in a segment that is dropped (no `=`, or an
+        // empty name or value), which is no error; the component-wise decoder tells them apart.
+        return parse_bytes(input);
+    };
+    let bytes = text.as_bytes();
+    let mut pairs = Vec::with_capacity(PAIRS_AT_HAND);
+    let mut start = 0;
+    while start < bytes.len() {
+        // One segment: its name up to the first `=`, its value up to the next `&`, each noting
+        // whether it has an escape (`%`, `+`) to decode.
+        let name_start = start;
+        let (mut escaped_name, mut escaped_value) = (false, false);
+        let mut at = next_special(bytes, start, true);
+        while matches!(bytes.get(at), Some(b'%' | b'+')) {
+            escaped_name = true;
+            at = next_special(bytes, at + 1, true);
+        }
+        if bytes.get(at) != Some(&b'=') {
+            // No `=` in the segment: dropped, like an empty name or value.
+            start = at + 1;
+            continue;
+        }
+        let eq = at;
+        at = next_special(bytes, eq + 1, false);
+        while matches!(bytes.get(at), Some(b'%' | b'+')) {
+            escaped_value = true;
+            at = next_special(bytes, at + 1, false);
+        }
+        let end = at;
+        start = end + 1;
+        if eq == name_start || eq + 1 == end {
+            continue;
+        }
+        // Both ends of each component are at ASCII bytes (or the ends of the input), so these
+        // are `str` slices.
+        let component =
+            |from: usize, to: usize, escaped: bool| -> Result<Cow<'_, str>, FormError> {
+                if escaped {
+                    decode(&bytes[from..to])
+                } else {
+                    Ok(Cow::Borrowed(&text[from..to]))
+                }
+            };
+        // Value first, then name: the order of `parse_bytes`, so the first error is the same.
+        let value = component(eq + 1, end, escaped_value)?;
+        let name = component(name_start, eq, escaped_name)?;
+        pairs.push((name, value));
+    }
+    Ok(pairs)
+}
+
+/// The index of the first byte at or after `at` that is `&`, `%`, `+`, or, with `or_equals`,
+/// `=`; `bytes.len()` when there is none. Eight bytes at a time: most of a form is letters and
+/// digits, and a byte-by-byte loop cost more than the rest of the parse (benches/layer.rs).
+fn next_special(bytes: &[u8], mut at: usize, or_equals: bool) -> usize {
+    const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+    const LOW7: u64 = u64::from_le_bytes([0x7f; 8]);
+    // The high bit of each byte of `word` that equals `byte`, and no other bit (exact, unlike
+    // the shorter borrow trick, so the lowest set bit is always the first match).
+    let equal = |word: u64, byte: u8| {
+        let x = word ^ (ONES * u64::from(byte));
+        !(((x & LOW7) + LOW7) | x | LOW7)
+    };
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_le_bytes(word);
+        let mut found = equal(word, b'&') | equal(word, b'%') | equal(word, b'+');
+        if or_equals {
+            found |= equal(word, b'=');
+        }
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let special = |b: &u8| matches!(b, b'&' | b'%' | b'+') || (or_equals && *b == b'=');
+    bytes[at.min(bytes.len())..]
+        .iter()
+        .position(special)
+        .map_or(bytes.len(), |offset| at + offset)
+}
+
+/// The pairs a `Vec` holds before it first grows: a push has about ten.
+const PAIRS_AT_HAND: usize = 16;
+
+/// [`parse`], one component at a time: searches each segment for its separators and escapes,
+/// decodes each component on its own and checks its UTF-8. For input that is not UTF-8 as a whole.
+fn parse_bytes(input: &[u8]) -> Result<Vec<Pair<'_>>, FormError> {
     // One counting pass is cheaper than growing the vector three or four times.
     let mut pairs = Vec::with_capacity(memchr::memchr_iter(b'&', input).count() + 1);
     let mut rest = input;
@@ -488,6 +584,35 @@ mod tests {
                     .filter(|(n, v)| !n.is_empty() && !v.is_empty())
                     .collect();
                 prop_assert_eq!(decoded, kept);
+            }
+
+            #[test]
+            fn the_one_pass_parse_answers_what_the_component_wise_one_does(
+                bytes in form_bytes(),
+                text in vec(proptest::sample::select(vec![
+                    "a", "é", "=", "&", "+", "%", "%2", "%2B", "%3D", "%26", "%C3%A9", "%FF", "%C3", "%zz",
+                ]), 0..40),
+            ) {
+                // PAR-03: the fast path (UTF-8 input) and the fallback agree on every input, pairs
+                // and first error alike.
+                let text = text.concat();
+                prop_assert_eq!(parse(text.as_bytes()), parse_bytes(text.as_bytes()));
+                prop_assert_eq!(parse(&bytes), parse_bytes(&bytes));
+            }
+
+            #[test]
+            fn the_word_wise_search_finds_the_first_special_byte(
+                bytes in vec(prop_oneof![
+                    4 => any::<u8>(),
+                    1 => proptest::sample::select(b"&=%+".to_vec()),
+                ], 0..40),
+                at in 0usize..41,
+                or_equals in any::<bool>(),
+            ) {
+                let at = at.min(bytes.len());
+                let special = |b: &u8| b"&%+".contains(b) || (or_equals && *b == b'=');
+                let naive = bytes[at..].iter().position(special).map_or(bytes.len(), |i| at + i);
+                prop_assert_eq!(next_special(&bytes, at, or_equals), naive);
             }
 
             #[test]

@@ -56,24 +56,38 @@ impl fmt::Display for PayloadError {
 impl std::error::Error for PayloadError {}
 
 /// Encodes `pairs` in order. The buffer is allocated once, at its exact size, so that what a
-/// store charges is what the payload holds.
+/// store charges is what the payload holds. (The push writes it into its sealed record with
+/// [`encode_into`].)
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn encode<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> Vec<u8> {
-    let fields = || {
-        pairs
-            .iter()
-            .flat_map(|(n, v)| [n.as_ref().as_bytes(), v.as_ref().as_bytes()])
-    };
-    let len = 1 + fields()
-        .map(|field| varint_len(field.len()) + field.len())
-        .sum::<usize>();
+    let len = encoded_len(pairs);
     let mut out = Vec::with_capacity(len);
-    out.push(VERSION);
-    for field in fields() {
-        put_varint(&mut out, field.len());
-        out.extend_from_slice(field);
-    }
+    encode_into(pairs, &mut out);
     debug_assert_eq!(out.len(), len);
     out
+}
+
+/// The length of [`encode`]'s output for `pairs`.
+pub(crate) fn encoded_len<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> usize {
+    1 + fields(pairs)
+        .map(|field| varint_len(field.len()) + field.len())
+        .sum::<usize>()
+}
+
+/// Appends [`encode`]'s output for `pairs` to `out` (which the caller sized: the sealed record is
+/// written in the buffer it is stored in).
+pub(crate) fn encode_into<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)], out: &mut Vec<u8>) {
+    out.push(VERSION);
+    for field in fields(pairs) {
+        put_varint(out, field.len());
+        out.extend_from_slice(field);
+    }
+}
+
+fn fields<N: AsRef<str>, V: AsRef<str>>(pairs: &[(N, V)]) -> impl Iterator<Item = &[u8]> {
+    pairs
+        .iter()
+        .flat_map(|(n, v)| [n.as_ref().as_bytes(), v.as_ref().as_bytes()])
 }
 
 /// Decodes a payload into its pairs, borrowed from `bytes`.

@@ -172,18 +172,12 @@ async fn store_request(
     let mut pairs = pushed.pairs;
     // VAL-08: credentials authenticate the push; they are never part of the stored request.
     pairs.retain(|(name, _)| !CREDENTIAL_PARAMS.contains(&name.as_ref()));
-    let payload = payload::encode(&pairs);
     let expires_at = now + Duration::from_secs(expires_in);
-    let handle = store_under_fresh_handle(config, client, &payload, expires_at, now).await?;
+    let handle = store_under_fresh_handle(config, client, &pairs, expires_at, now).await?;
     trace::record_handle(&handle);
     trace::record_expires_in(expires_in);
 
-    let mut body = String::with_capacity(REQUEST_URI_PREFIX.len() + 80);
-    body.push_str("{\"request_uri\":\"");
-    body.push_str(REQUEST_URI_PREFIX);
-    URL_SAFE_NO_PAD.encode_string(handle, &mut body);
-    let _ = write!(body, "\",\"expires_in\":{expires_in}}}");
-    let mut response = Response::new(Bytes::from(body));
+    let mut response = Response::new(created_body(&handle, expires_in));
     *response.status_mut() = StatusCode::CREATED;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -191,6 +185,30 @@ async fn store_request(
     );
     no_store(response.headers_mut());
     Ok(response)
+}
+
+/// `{"request_uri":"urn:ietf:params:oauth:request_uri:<handle>","expires_in":<seconds>}`, in a
+/// buffer of exactly its length: `Bytes` then takes it over as it is, where a buffer with spare
+/// room would cost another allocation for its reference count.
+fn created_body(handle: &[u8; 32], expires_in: u64) -> Bytes {
+    const OPEN: &str = "{\"request_uri\":\"";
+    const EXPIRES_IN: &str = "\",\"expires_in\":";
+    const HANDLE_CHARS: usize = match base64::encoded_len(32, false) {
+        Some(len) => len,
+        None => panic!("32 bytes have a base64 length"),
+    };
+    let digits = expires_in
+        .checked_ilog10()
+        .map_or(1, |log| log as usize + 1);
+    let len = OPEN.len() + REQUEST_URI_PREFIX.len() + HANDLE_CHARS + EXPIRES_IN.len() + digits + 1;
+    let mut body = String::with_capacity(len);
+    body.push_str(OPEN);
+    body.push_str(REQUEST_URI_PREFIX);
+    URL_SAFE_NO_PAD.encode_string(handle, &mut body);
+    body.push_str(EXPIRES_IN);
+    let _ = write!(body, "{expires_in}}}");
+    debug_assert_eq!((body.len(), body.capacity()), (len, len));
+    Bytes::from(body)
 }
 
 /// The parameters to store, and a deadline a signed request object imposes.
@@ -259,9 +277,9 @@ fn fresh_handle() -> Result<[u8; 32], getrandom::Error> {
     })
 }
 
-/// Stores `payload` under a fresh handle, sealed under that handle's key
-/// ([`seal`](crate::seal)), charged to the client's share (and the public clients' share), and
-/// returns the handle.
+/// Stores `pairs` under a fresh handle, as the compact payload (`crate::payload`) sealed under
+/// that handle's key ([`seal`](crate::seal)), charged to the client's share (and the public
+/// clients' share), and returns the handle.
 ///
 /// A partitioned store decides a put within the partition of its key, so a full partition may
 /// not mean a full store: the push then tries a fresh handle, at most `config.put_attempts` times
@@ -271,12 +289,13 @@ fn fresh_handle() -> Result<[u8; 32], getrandom::Error> {
 async fn store_under_fresh_handle(
     config: &Config,
     client: &Client,
-    payload: &[u8],
+    pairs: &[Pair<'_>],
     expires_at: SystemTime,
     now: SystemTime,
 ) -> Result<[u8; 32], OAuthError> {
     let charge = config.shares.charge(&config.issuer, client);
     let expires_at_ms = unix_millis(expires_at);
+    let payload_len = payload::encoded_len(pairs);
     let mut attempts_left = config.put_attempts;
     loop {
         let handle = fresh_handle().map_err(|err| {
@@ -287,7 +306,9 @@ async fn store_under_fresh_handle(
         let key = StoreKey::derive(&config.issuer, client.client_id(), &handle);
         let record = Record::new(
             expires_at,
-            seal::seal(&handle, &key, expires_at_ms, payload),
+            seal::seal_written(&handle, &key, expires_at_ms, payload_len, |out| {
+                payload::encode_into(pairs, out);
+            }),
         );
         attempts_left -= 1;
         match config.store.put(key, record, charge, now).await {
@@ -482,6 +503,18 @@ mod tests {
         assert!(check_query(Some("a=1&client%5Fassertion=x")).is_err());
         assert!(check_query(Some("scope=admin")).is_ok());
         assert!(check_query(None).is_ok());
+    }
+
+    #[test]
+    fn the_created_body_is_the_json_the_client_reads() {
+        // OK-02: request_uri and expires_in (a JSON number), whatever its number of digits.
+        for expires_in in [0, 9, 10, 60, 600, 86_400, u64::MAX] {
+            let body = created_body(&[0xfb; 32], expires_in);
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["expires_in"], expires_in);
+            let uri = json["request_uri"].as_str().unwrap();
+            assert_eq!(uri.strip_prefix(REQUEST_URI_PREFIX).unwrap().len(), 43);
+        }
     }
 
     #[test]

@@ -165,15 +165,31 @@ fn associated_data(store_key: &StoreKey, expires_at_ms: u64) -> Aad {
 ///
 /// `handle` must be fresh, drawn for this record and used for no other: its key seals one
 /// message, under a constant nonce (module docs).
+#[cfg(test)]
 pub(crate) fn seal(
     handle: &[u8; 32],
     store_key: &StoreKey,
     expires_at_ms: u64,
     payload: &[u8],
 ) -> Bytes {
-    let mut sealed = Vec::with_capacity(OVERHEAD + payload.len());
+    seal_written(handle, store_key, expires_at_ms, payload.len(), |out| {
+        out.extend_from_slice(payload);
+    })
+}
+
+/// [`seal`] of the `len` bytes of payload that `write` appends to the buffer it is given: the
+/// payload is written, encrypted and stored in one buffer, allocated once at its final size.
+pub(crate) fn seal_written(
+    handle: &[u8; 32],
+    store_key: &StoreKey,
+    expires_at_ms: u64,
+    len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+) -> Bytes {
+    let mut sealed = Vec::with_capacity(OVERHEAD + len);
     sealed.push(FORMAT);
-    sealed.extend_from_slice(payload);
+    write(&mut sealed);
+    debug_assert_eq!(sealed.len(), 1 + len, "the payload is as long as announced");
     let tag = cipher(handle)
         .encrypt_in_place_detached(
             Nonce::from_slice(&NONCE),

@@ -408,6 +408,68 @@ async fn a_client_trickling_its_request_head_is_cut_off() {
 }
 
 #[tokio::test]
+async fn the_head_of_every_request_on_a_kept_alive_connection_has_the_timeout() {
+    // The header-read timeout runs on one timer per connection, its deadline moved for each head
+    // (`tower_par::server`): after answered requests, a trickled head is cut off all the same,
+    // and an idle kept-alive connection is closed once the timeout has passed.
+    let node = Node::start(&par_server_binary(), &["--header-read-timeout", "1"]);
+    let mut connection = RawConnection::connect(addr(&node)).await;
+    for pause in [600, 600, 0] {
+        connection
+            .send(&head(
+                "GET /.well-known/oauth-authorization-server HTTP/1.1",
+                &[],
+            ))
+            .await
+            .unwrap();
+        let answer = connection.response(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(answer.status, 200);
+        // Inside the timeout, which runs from the answer (hyper then waits for the next head).
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+    let started = Instant::now();
+    connection
+        .send(b"GET /.well-known/oauth-authorization-server HTTP/1.1\r\nx-slow: ")
+        .await
+        .unwrap();
+    let mut cut_off = None;
+    for _ in 0..50 {
+        if connection.send(b"a").await.is_err()
+            || connection
+                .closed_by_server(Duration::from_millis(200))
+                .await
+        {
+            cut_off = Some(started.elapsed());
+            break;
+        }
+    }
+    let cut_off = cut_off.expect("the server let the second head trickle for 10 s");
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&cut_off),
+        "cut off after {cut_off:?}"
+    );
+
+    let mut idle = RawConnection::connect(addr(&node)).await;
+    idle.send(&head(
+        "GET /.well-known/oauth-authorization-server HTTP/1.1",
+        &[],
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        idle.response(Duration::from_secs(5)).await.unwrap().status,
+        200
+    );
+    let started = Instant::now();
+    assert!(idle.closed_by_server(Duration::from_secs(5)).await);
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(4)).contains(&started.elapsed()),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn a_client_trickling_its_body_gets_408() {
     let node = Node::start(&par_server_binary(), &["--body-timeout", "1"]);
     let body = format!("response_type=code&redirect_uri={}&state=slow", enc(WEB_CB));

@@ -1,8 +1,8 @@
 //! Client authentication at the PAR endpoint (RFC 9126 §2, RFC 6749 §2.3).
 
-use std::sync::Arc;
+use std::{borrow::Cow, sync::Arc};
 
-use base64::{engine::general_purpose::STANDARD, Engine as _};
+use base64::{engine::general_purpose::STANDARD, DecodeSliceError, Engine as _};
 use http::{header, HeaderMap};
 
 use super::{AuthMethod, Client};
@@ -16,8 +16,8 @@ use crate::{
 /// The credentials a request presents; at most one kind is allowed (AUTH-05).
 enum Presented<'a> {
     Basic {
-        client_id: String,
-        secret: String,
+        client_id: Cow<'a, str>,
+        secret: Cow<'a, str>,
     },
     Post {
         secret: &'a str,
@@ -39,7 +39,11 @@ pub(crate) async fn authenticate(
     let challenge = |err: OAuthError| err.with_basic_challenge(Arc::clone(&config.realm));
     let body_client_id = params::first(pairs, "client_id");
 
-    let presented = presented(headers, pairs).map_err(&challenge)?;
+    let basic = match headers.get(header::AUTHORIZATION) {
+        Some(value) => Some(BasicCredentials::decode(value.as_bytes()).map_err(&challenge)?),
+        None => None,
+    };
+    let presented = presented(basic.as_ref(), pairs).map_err(&challenge)?;
     let used_basic = matches!(presented, Presented::Basic { .. });
     // RFC 6749 §5.2: a 401 answers the scheme the client used.
     let fail = |err: OAuthError| if used_basic { challenge(err) } else { err };
@@ -133,11 +137,11 @@ fn verify_secret(client: &Client, presented: &[u8]) -> Result<(), OAuthError> {
     }
 }
 
-fn presented<'a>(headers: &HeaderMap, pairs: &'a [Pair<'a>]) -> Result<Presented<'a>, OAuthError> {
-    let basic = match headers.get(header::AUTHORIZATION) {
-        Some(value) => Some(decode_basic(value.as_bytes())?),
-        None => None,
-    };
+fn presented<'a>(
+    basic: Option<&'a BasicCredentials>,
+    pairs: &'a [Pair<'a>],
+) -> Result<Presented<'a>, OAuthError> {
+    let basic = basic.map(BasicCredentials::halves).transpose()?;
     let post = params::first(pairs, "client_secret");
     let assertion = params::first(pairs, "client_assertion");
     let assertion_type = params::first(pairs, "client_assertion_type");
@@ -158,31 +162,84 @@ fn presented<'a>(headers: &HeaderMap, pairs: &'a [Pair<'a>]) -> Result<Presented
     })
 }
 
-/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03).
+/// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1, AUTH-03), as
+/// owned strings (the PAR endpoint borrows them from [`BasicCredentials`] instead).
+#[cfg(any(test, feature = "fuzzing"))]
 pub(crate) fn decode_basic(value: &[u8]) -> Result<(String, String), OAuthError> {
-    let bad = |why: &'static str| OAuthError::invalid_client(why);
-    let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
-        Some(at) => (&value[..at], value[at + 1..].trim_ascii()),
-        None => (value, &value[value.len()..]),
-    };
-    if !scheme.eq_ignore_ascii_case(b"basic") {
-        return Err(bad("only the Basic authorization scheme is supported here"));
-    }
-    let decoded = STANDARD
-        .decode(credentials)
-        .map_err(|_| bad("the Basic credentials are not valid base64"))?;
-    let colon = decoded
-        .iter()
-        .position(|&b| b == b':')
-        .ok_or_else(|| bad("the Basic credentials have no colon"))?;
-    let client_id = params::decode(&decoded[..colon])
-        .map_err(|_| bad("the Basic user-id is not form-urlencoded UTF-8"))?;
-    let secret = params::decode(&decoded[colon + 1..])
-        .map_err(|_| bad("the Basic password is not form-urlencoded UTF-8"))?;
-    if client_id.is_empty() {
-        return Err(bad("the Basic user-id is empty"));
-    }
+    let credentials = BasicCredentials::decode(value)?;
+    let (client_id, secret) = credentials.halves()?;
     Ok((client_id.into_owned(), secret.into_owned()))
+}
+
+/// Room for the credentials of `Authorization: Basic` on the stack: every client id and secret
+/// of a sane length fits, and a push then allocates nothing for them.
+const INLINE_CREDENTIALS: usize = 192;
+
+/// The credentials of an `Authorization: Basic` field, base64-decoded, each half still
+/// form-encoded.
+pub(crate) struct BasicCredentials {
+    decoded: Decoded,
+    colon: usize,
+}
+
+enum Decoded {
+    Inline {
+        bytes: [u8; INLINE_CREDENTIALS],
+        len: usize,
+    },
+    Heap(Vec<u8>),
+}
+
+impl BasicCredentials {
+    /// The scheme (any case) and the base64 of `Basic <credentials>`, which must hold a colon.
+    pub(crate) fn decode(value: &[u8]) -> Result<Self, OAuthError> {
+        let bad = |why: &'static str| OAuthError::invalid_client(why);
+        let (scheme, credentials) = match value.iter().position(|&b| b == b' ') {
+            Some(at) => (&value[..at], value[at + 1..].trim_ascii()),
+            None => (value, &value[value.len()..]),
+        };
+        if !scheme.eq_ignore_ascii_case(b"basic") {
+            return Err(bad("only the Basic authorization scheme is supported here"));
+        }
+        let not_base64 = || bad("the Basic credentials are not valid base64");
+        let mut bytes = [0u8; INLINE_CREDENTIALS];
+        let decoded = match STANDARD.decode_slice(credentials, &mut bytes) {
+            Ok(len) => Decoded::Inline { bytes, len },
+            Err(DecodeSliceError::OutputSliceTooSmall) => {
+                Decoded::Heap(STANDARD.decode(credentials).map_err(|_| not_base64())?)
+            }
+            Err(DecodeSliceError::DecodeError(_)) => return Err(not_base64()),
+        };
+        let colon = decoded
+            .as_slice()
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or_else(|| bad("the Basic credentials have no colon"))?;
+        Ok(Self { decoded, colon })
+    }
+
+    /// The user-id (the client id) and the password (the secret), form-decoded.
+    fn halves(&self) -> Result<(Cow<'_, str>, Cow<'_, str>), OAuthError> {
+        let bad = |why: &'static str| OAuthError::invalid_client(why);
+        let bytes = self.decoded.as_slice();
+        let client_id = params::decode(&bytes[..self.colon])
+            .map_err(|_| bad("the Basic user-id is not form-urlencoded UTF-8"))?;
+        let secret = params::decode(&bytes[self.colon + 1..])
+            .map_err(|_| bad("the Basic password is not form-urlencoded UTF-8"))?;
+        if client_id.is_empty() {
+            return Err(bad("the Basic user-id is empty"));
+        }
+        Ok((client_id, secret))
+    }
+}
+
+impl Decoded {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Inline { bytes, len } => &bytes[..*len],
+            Self::Heap(bytes) => bytes,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -205,6 +262,23 @@ mod tests {
         let (id, secret) =
             decode_basic(format!("bAsIc {}", STANDARD.encode("id:se:cret")).as_bytes()).unwrap();
         assert_eq!((id.as_str(), secret.as_str()), ("id", "se:cret"));
+    }
+
+    #[test]
+    fn credentials_past_the_inline_buffer_decode_the_same() {
+        // AUTH-03: the stack buffer is an optimisation, never a limit.
+        for len in [
+            INLINE_CREDENTIALS - 10,
+            INLINE_CREDENTIALS,
+            4 * INLINE_CREDENTIALS,
+        ] {
+            let secret = "s".repeat(len);
+            let (id, decoded) = decode_basic(basic(&format!("id:{secret}")).as_bytes()).unwrap();
+            assert_eq!((id.as_str(), decoded.len()), ("id", len));
+        }
+        let long_garbage = format!("Basic {}", "!".repeat(4 * INLINE_CREDENTIALS));
+        let err = decode_basic(long_garbage.as_bytes()).unwrap_err();
+        assert_eq!(err.code(), "invalid_client");
     }
 
     #[test]

@@ -31,7 +31,10 @@
 //! # Ok(()) }
 //! ```
 
+mod connection;
+mod drain;
 mod flags;
+mod header_timer;
 #[cfg(feature = "prometheus")]
 mod metrics;
 mod serve;

@@ -11,17 +11,14 @@ use std::{
 };
 
 use hyper::{body::Incoming, server::conn::http1, Request, Response};
-use hyper_util::{
-    rt::{TokioIo, TokioTimer},
-    server::graceful::GracefulShutdown,
-    service::TowerToHyperService,
-};
+use hyper_util::rt::TokioIo;
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
 };
 use tower_service::Service;
 
+use super::{connection::ConnectionService, drain::Drain, header_timer::ConnectionTimer};
 use crate::BoxError;
 
 /// How [`serve`] treats its connections.
@@ -163,11 +160,7 @@ where
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
-    let graceful = GracefulShutdown::new();
-    let mut builder = http1::Builder::new();
-    builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(config.header_read_timeout);
+    let drain = Drain::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -187,11 +180,15 @@ where
         };
         // Answers are small and written whole; Nagle's delay would only add latency.
         let _ = stream.set_nodelay(true);
-        let connection = builder.serve_connection(
-            TokioIo::new(Lingering::new(stream, config.lingering_close)),
-            TowerToHyperService::new(make_service(peer)),
-        );
-        let connection = graceful.watch(connection);
+        // A builder per connection, for the connection's own timer (see `header_timer`).
+        let connection = http1::Builder::new()
+            .timer(ConnectionTimer::new())
+            .header_read_timeout(config.header_read_timeout)
+            .serve_connection(
+                TokioIo::new(Lingering::new(stream, config.lingering_close)),
+                ConnectionService::new(make_service(peer)),
+            );
+        let connection = drain.watch(connection);
         tokio::spawn(async move {
             if let Err(err) = connection.await {
                 tracing::debug!(error = %err, "connection closed with an error");
@@ -199,7 +196,7 @@ where
         });
     }
     drop(listener);
-    if tokio::time::timeout(config.shutdown_grace, graceful.shutdown())
+    if tokio::time::timeout(config.shutdown_grace, drain.shutdown())
         .await
         .is_err()
     {
@@ -363,5 +360,89 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{convert::Infallible, sync::Arc};
+
+    use tokio::{
+        io::{AsyncReadExt as _, AsyncWriteExt as _},
+        sync::Notify,
+    };
+
+    use super::*;
+
+    /// Reads from `stream` until it ends (or 5 s pass); what was read.
+    async fn read_to_end(stream: &mut TcpStream) -> String {
+        let mut out = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut out)).await;
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_lets_the_request_in_flight_finish_and_closes_idle_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (entered, release, stop) = (
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+            Arc::new(Notify::new()),
+        );
+        let service = {
+            let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+            tower::service_fn(move |request: Request<Incoming>| {
+                let (entered, release) = (Arc::clone(&entered), Arc::clone(&release));
+                async move {
+                    if request.uri().path() == "/slow" {
+                        entered.notify_one();
+                        release.notified().await;
+                    }
+                    Ok::<_, Infallible>(Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(b"done"),
+                    )))
+                }
+            })
+        };
+        let stopping = Arc::clone(&stop);
+        let server = tokio::spawn(serve(
+            listener,
+            service,
+            ServeConfig::default().lingering_close(Duration::ZERO),
+            async move { stopping.notified().await },
+        ));
+
+        // An idle kept-alive connection (one answered request), and one request in flight.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /fast HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answered = [0u8; 12];
+        idle.read_exact(&mut answered).await.unwrap();
+        assert_eq!(&answered, b"HTTP/1.1 200");
+        let mut busy = TcpStream::connect(addr).await.unwrap();
+        busy.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        entered.notified().await;
+
+        stop.notify_one();
+        // The idle connection is closed at once; the server waits for the request in flight.
+        let started = std::time::Instant::now();
+        let rest = read_to_end(&mut idle).await;
+        assert!(started.elapsed() < Duration::from_secs(2), "closed at once");
+        assert!(!rest.contains("HTTP/1.1"), "{rest}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!server.is_finished(), "the request in flight is waited for");
+        release.notify_one();
+        let answer = read_to_end(&mut busy).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(answer.ends_with("done"), "{answer}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("serve returns once the connections are closed")
+            .unwrap()
+            .unwrap();
     }
 }

@@ -30,20 +30,20 @@
 //! that.
 //!
 //! The books are kept by moka's own hooks rather than by the code around the calls, so that they
-//! stay exact when a caller's future is dropped half-way (hyper drops the service future when a
-//! client disconnects) and are never counted twice: an admission reserves the new value's charge
-//! and notes its key; the [`Expiry`] callbacks, which moka calls synchronously right after it has
-//! stored a value, turn that reservation into the value's charge (or, for a value stored without
-//! one, an opened record, add its charge); the eviction listener, which moka calls for every value
-//! leaving the cache (taken, completed, replaced, expired), subtracts its charge; the admission
-//! guard gives its reservation back when the operation ends without storing, however it ends.
-//! Counting replacements on both sides also covers a case moka reports oddly: an entry its timers
-//! expired but had not yet evicted is invisible to `and_compute_with` (seen as absent) yet
-//! reported as `Replaced` when overwritten. One mutex guards the books: an admission checks and
-//! reserves up to three counters (store, owner, group) as one step, and the lock is never held
-//! while calling moka. Only opening a record counts it twice for an instant (its new state is
-//! charged before its old one is given back), which can refuse a concurrent put at a limit but
-//! never admit one past it.
+//! stay exact however a value leaves, and are never counted twice. An admission reserves the
+//! new value's charge, in the one lock of the books a put takes, inside the `and_compute_with`
+//! closure that then stores the value (moka stores every value such a closure returns, before
+//! the call returns: the reservation is the value's charge from then on). The [`Expiry`]
+//! callbacks, which moka calls synchronously right after it has stored a value, charge the one
+//! kind of value stored without an admission, an opened record (same key, same charge as the
+//! pushed record it replaces). The eviction listener, which moka calls for every value leaving
+//! the cache (taken, completed, replaced, expired), subtracts its charge. Counting replacements
+//! on both sides also covers a case moka reports oddly: an entry its timers expired but had not
+//! yet evicted is invisible to `and_compute_with` (seen as absent) yet reported as `Replaced`
+//! when overwritten. One mutex guards the books: an admission checks and reserves up to three
+//! counters (store, owner, group) as one step, and the lock is never held while calling moka.
+//! Only opening a record counts it twice for an instant (its new state is charged before its old
+//! one is given back), which can refuse a concurrent put at a limit but never admit one past it.
 //!
 //! When an admission is refused, the store first lets moka evict what its timers expired
 //! (`run_pending_tasks`; moka's timer wheel evicts on its next tick, about a second after the
@@ -64,7 +64,7 @@
 //! early.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     fmt,
     hash::{BuildHasherDefault, Hasher},
     sync::{
@@ -232,10 +232,6 @@ struct Ledger {
     /// The pushed requests among `total`'s entries (the rest are remembered ids).
     requests: u64,
     buckets: HashMap<StoreKey, Usage, BuildHasherDefault<DigestHasher>>,
-    /// Keys with an admission in flight: its reservation becomes the charge of the value moka
-    /// stores under the key, or is given back if none is stored. (moka runs the operations on
-    /// one key one at a time, so a key has at most one.)
-    admitted: HashSet<StoreKey, BuildHasherDefault<DigestHasher>>,
 }
 
 impl Ledger {
@@ -303,38 +299,32 @@ impl Shared {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves room for one new value under `key` charged as `charged`, against every limit
-    /// of `charge` and the store's.
-    fn admit(
-        self: &Arc<Self>,
-        key: StoreKey,
-        charged: Charged,
-        charge: Option<&Charge>,
-    ) -> Result<Admission, StoreError> {
+    /// Reserves room for one new value charged as `charged`, against every limit of `charge`
+    /// and the store's: from here on the books count it. Called in the `and_compute_with`
+    /// closure that stores the value.
+    fn admit(&self, charged: &Charged, charge: Option<&Charge>) -> Result<(), StoreError> {
         let mut ledger = self.ledger();
         ledger.check(&self.limits, charged.weight, charge)?;
-        ledger.add(&charged);
-        ledger.admitted.insert(key);
-        drop(ledger);
-        Ok(Admission {
-            shared: Arc::clone(self),
-            key,
-            charged,
-        })
+        ledger.add(charged);
+        Ok(())
+    }
+
+    /// Gives back an admission whose value was not stored after all.
+    fn unadmit(&self, charged: &Charged) {
+        self.ledger().sub(charged);
     }
 
     fn would_admit(&self, weight: u64, charge: Option<&Charge>) -> bool {
         self.ledger().check(&self.limits, weight, charge).is_ok()
     }
 
-    /// Called by moka right after it stored `slot` under `key`: an admitted value is charged
-    /// already (its reservation), any other (an opened record) is charged now.
-    fn stored(&self, key: &StoreKey, slot: &Slot) {
-        let mut ledger = self.ledger();
-        if !ledger.admitted.remove(key) {
-            ledger.add(&slot.charged);
+    /// Called by moka right after it stored `slot`: a value stored by a put or a remember was
+    /// charged by its admission; an opened record, stored in place of the pushed one without an
+    /// admission, is charged now (moka's listener gives the pushed one's charge back).
+    fn stored(&self, slot: &Slot) {
+        if matches!(slot.state, State::Opened { .. }) {
+            self.ledger().add(&slot.charged);
         }
-        drop(ledger);
         self.sweep_from_ms
             .fetch_min(slot.dead_from_ms(), Ordering::AcqRel);
     }
@@ -345,42 +335,25 @@ impl Shared {
     }
 }
 
-/// One reserved place. If the operation stored the value, moka's [`Expiry`] hook has turned the
-/// reservation into the value's charge by the time this is dropped; otherwise the drop gives it
-/// back.
-struct Admission {
-    shared: Arc<Shared>,
-    key: StoreKey,
-    charged: Charged,
-}
-
-impl Drop for Admission {
-    fn drop(&mut self) {
-        let mut ledger = self.shared.ledger();
-        if ledger.admitted.remove(&self.key) {
-            ledger.sub(&self.charged);
-        }
-    }
-}
-
-/// moka's per-entry expiry. Also the hook that charges stored values (see the module docs): moka
-/// calls exactly one of these two methods for each value it stores, synchronously after storing.
+/// moka's per-entry expiry. Also the hook that charges opened records (see the module docs):
+/// moka calls exactly one of these two methods for each value it stores, synchronously after
+/// storing.
 struct Reclaim(Arc<Shared>);
 
 impl Expiry<StoreKey, Slot> for Reclaim {
-    fn expire_after_create(&self, key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
-        self.0.stored(key, slot);
+    fn expire_after_create(&self, _key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
+        self.0.stored(slot);
         Some(slot.reclaim_after)
     }
 
     fn expire_after_update(
         &self,
-        key: &StoreKey,
+        _key: &StoreKey,
         slot: &Slot,
         _at: Instant,
         _remaining: Option<Duration>,
     ) -> Option<Duration> {
-        self.0.stored(key, slot);
+        self.0.stored(slot);
         Some(slot.reclaim_after)
     }
 }
@@ -467,7 +440,7 @@ impl MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut retried = false;
         loop {
-            let mut admission = None;
+            let mut admitted = false;
             let mut refused = None;
             let candidate = slot.clone();
             let result = self.cache.entry(key).and_compute_with(|current| {
@@ -475,9 +448,9 @@ impl MemoryStore {
                     Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
                     // New, or replacing a dead entry (which keeps its charge until moka's
                     // listener gives it back, so the admission is conservative).
-                    _ => match self.shared.admit(key, slot.charged, charge) {
-                        Ok(reserved) => {
-                            admission = Some(reserved);
+                    _ => match self.shared.admit(&slot.charged, charge) {
+                        Ok(()) => {
+                            admitted = true;
                             Op::Put(candidate)
                         }
                         Err(refusal) => {
@@ -487,9 +460,13 @@ impl MemoryStore {
                     },
                 }
             });
-            drop(admission);
             match (result, refused) {
                 (CompResult::Inserted(_) | CompResult::ReplacedWith(_), _) => return Ok(true),
+                // moka stores what the closure puts; should it ever not, the books follow.
+                _ if admitted => {
+                    self.shared.unadmit(&slot.charged);
+                    return Ok(false);
+                }
                 (_, None) => return Ok(false),
                 (_, Some(refusal)) => {
                     if retried {
