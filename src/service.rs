@@ -141,9 +141,8 @@ impl<S> ParService<S> {
         ResBody: Send + 'static,
         E: Send + 'static,
     {
-        let config = Arc::clone(&self.config);
         ResponseFuture::boxed(trace::boxed_in_span!(
-            async move { Ok(push::respond(&config, req).await.map(ResponseBody::own)) },
+            push::respond(Arc::clone(&self.config), req),
             trace::push_span
         ))
     }
