@@ -18,12 +18,4 @@ local request = dofile(dir .. "request.lua")
 wrk.method = "GET"
 wrk.path = "/as/authorize?" .. request.plain_query()
 
-codes = {}
-
-function response(status, headers, body)
-  codes[status] = (codes[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  print_result(summary, latency, EXPECT)
-end
+count_statuses(EXPECT)

@@ -15,12 +15,4 @@ wrk.method = "GET"
 wrk.path = "/static/app.js?v=3"
 wrk.headers["Accept"] = "*/*"
 
-codes = {}
-
-function response(status, headers, body)
-  codes[status] = (codes[status] or 0) + 1
-end
-
-function done(summary, latency, requests)
-  print_result(summary, latency, EXPECT)
-end
+count_statuses(EXPECT)

@@ -37,3 +37,14 @@ function print_result(summary, latency, expect, extra)
     summary.requests, summary.duration, rps, latency:percentile(50), latency:percentile(99),
     ok, bad + errors, errors, table.concat(list, ","), extra or ""))
 end
+
+-- For a script that only counts statuses: the `codes` table, response() and done().
+function count_statuses(expect)
+  codes = {}
+  function response(status, headers, body)
+    codes[status] = (codes[status] or 0) + 1
+  end
+  function done(summary, latency, requests)
+    print_result(summary, latency, expect)
+  end
+end

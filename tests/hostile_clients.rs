@@ -386,25 +386,33 @@ async fn a_client_trickling_its_request_head_is_cut_off() {
         .send(b"POST /as/par HTTP/1.1\r\nhost: 127.0.0.1\r\nx-slow: ")
         .await
         .unwrap();
-    let started = Instant::now();
-    let mut cut_off = None;
-    for _ in 0..50 {
-        if connection.send(b"a").await.is_err()
-            || connection
-                .closed_by_server(Duration::from_millis(200))
-                .await
-        {
-            cut_off = Some(started.elapsed());
-            break;
-        }
-    }
-    let cut_off = cut_off.expect("the server let the head trickle for 10 s");
+    let cut_off = trickle_until_cut_off(&mut connection, Instant::now())
+        .await
+        .expect("the server let the head trickle for 10 s");
     assert!(
         (Duration::from_millis(900)..Duration::from_secs(4)).contains(&cut_off),
         "cut off after {cut_off:?}"
     );
     // Others are served.
     push_web(&node.base, "").await.request_uri();
+}
+
+/// Sends one byte of a request head every 200 ms (for 10 s at most) until the server closes the
+/// connection; how long after `started` that was.
+async fn trickle_until_cut_off(
+    connection: &mut RawConnection,
+    started: Instant,
+) -> Option<Duration> {
+    for _ in 0..50 {
+        if connection.send(b"a").await.is_err()
+            || connection
+                .closed_by_server(Duration::from_millis(200))
+                .await
+        {
+            return Some(started.elapsed());
+        }
+    }
+    None
 }
 
 #[tokio::test]
@@ -432,18 +440,9 @@ async fn the_head_of_every_request_on_a_kept_alive_connection_has_the_timeout() 
         .send(b"GET /.well-known/oauth-authorization-server HTTP/1.1\r\nx-slow: ")
         .await
         .unwrap();
-    let mut cut_off = None;
-    for _ in 0..50 {
-        if connection.send(b"a").await.is_err()
-            || connection
-                .closed_by_server(Duration::from_millis(200))
-                .await
-        {
-            cut_off = Some(started.elapsed());
-            break;
-        }
-    }
-    let cut_off = cut_off.expect("the server let the second head trickle for 10 s");
+    let cut_off = trickle_until_cut_off(&mut connection, started)
+        .await
+        .expect("the server let the second head trickle for 10 s");
     assert!(
         (Duration::from_millis(900)..Duration::from_secs(4)).contains(&cut_off),
         "cut off after {cut_off:?}"
