@@ -1,17 +1,23 @@
 //! The in-memory store: one node, bounded, on `moka::sync::Cache`.
 //!
-//! The synchronous cache, not `moka::future::Cache`: every transition here is a short closure
-//! that never awaits, and the async cache's per-call machinery (boxed futures, waiter maps) was
-//! about a tenth of a push in the profile (rust-notes D1 allows the sync cache when, as here, no
+//! The synchronous cache, not `moka::future::Cache`: every transition here is a few calls that
+//! never await, and the async cache's per-call machinery (boxed futures, waiter maps) was about
+//! a tenth of a push in the profile (rust-notes D1 allows the sync cache when, as here, no
 //! `get_with` or blocking listener is used).
 //!
 //! # Design (why it looks like this)
 //!
-//! **Every mutation of a key goes through `entry(key).and_compute_with(..)`.** moka runs those
-//! calls serially per key, so "check the state, then change it" is atomic: of 1,000 concurrent
-//! takes exactly one removes the record, of many concurrent `complete`s exactly one wins, and an
-//! `open` can never resurrect a record that a `complete` just removed. A plain `remove` or
-//! `insert` would bypass that per-key lock, so none is used (rust-notes D3).
+//! **Every operation on a key holds the key's lock** (one of [`KEY_LOCK_STRIPES`] mutexes, chosen
+//! by the key) while it looks at the key's entry (`get`) and makes the change that follows
+//! (`insert`, `remove`, `invalidate`), so "check the state, then change it" is atomic: of 1,000
+//! concurrent takes exactly one removes the record, of many concurrent `complete`s exactly one
+//! wins, of concurrent `remember`s of one id exactly one is first, and an `open` can never
+//! resurrect a record that a `complete` just removed (rust-notes D3). moka's own per-key
+//! serialisation, `entry(key).and_compute_with(..)`, does the same with a waiter inserted into
+//! and removed from a second concurrent table and two allocations for every call: about 2,500
+//! instructions a push and as many a redemption (benches/layer.rs), where an uncontended mutex
+//! costs a few dozen. No operation on the store touches a key without its lock; moka's own
+//! evictions (expiry) need none, they only ever remove what is dead.
 //!
 //! **Each key holds a small state** ([`Slot`]): `Pushed` (waiting for a strict `take` or a first
 //! `open`), `Opened` (consumption at completion: kept until `keep_until`), or `Remembered` (replay
@@ -31,17 +37,17 @@
 //!
 //! The books are kept by moka's own hooks rather than by the code around the calls, so that they
 //! stay exact however a value leaves, and are never counted twice. An admission reserves the
-//! new value's charge, in the one lock of the books a put takes, inside the `and_compute_with`
-//! closure that then stores the value (moka stores every value such a closure returns, before
-//! the call returns: the reservation is the value's charge from then on). The [`Expiry`]
+//! new value's charge, in the one lock of the books a put takes, under the key's lock, right
+//! before the `insert` that stores the value (the reservation is the value's charge from then
+//! on). The [`Expiry`]
 //! callbacks, which moka calls synchronously right after it has stored a value, charge the one
 //! kind of value stored without an admission, an opened record (same key, same charge as the
 //! pushed record it replaces). The eviction listener, which moka calls for every value leaving
 //! the cache (taken, completed, replaced, expired), subtracts its charge. Counting replacements
 //! on both sides also covers a case moka reports oddly: an entry its timers expired but had not
-//! yet evicted is invisible to `and_compute_with` (seen as absent) yet reported as `Replaced`
-//! when overwritten. One mutex guards the books: an admission checks and reserves up to three
-//! counters (store, owner, group) as one step, and the lock is never held while calling moka.
+//! yet evicted is invisible to `get` (seen as absent) yet reported as `Replaced` when
+//! overwritten. One mutex guards the books: an admission checks and reserves up to three
+//! counters (store, owner, group) as one step, and it is never held while calling moka.
 //! Only opening a record counts it twice for an instant (its new state is charged before its old
 //! one is given back), which can refuse a concurrent put at a limit but never admit one past it.
 //!
@@ -74,13 +80,7 @@ use std::{
     time::{Duration, Instant, SystemTime},
 };
 
-use moka::{
-    notification::RemovalCause,
-    ops::compute::{CompResult, Op},
-    policy::EvictionPolicy,
-    sync::Cache,
-    Expiry,
-};
+use moka::{notification::RemovalCause, policy::EvictionPolicy, sync::Cache, Expiry};
 
 use super::{
     unix_millis, Charge, ParStore, Record, StoreError, StoreFuture, StoreKey, StoreLimits,
@@ -94,6 +94,10 @@ const RECLAIM_GRACE: Duration = Duration::from_secs(10);
 
 /// Minimum distance, in `now` milliseconds, between two sweeps for dead entries.
 const SWEEP_INTERVAL_MS: u64 = 1_000;
+
+/// Stripes of the key locks (see the module docs): enough that cores working on different keys
+/// seldom meet.
+const KEY_LOCK_STRIPES: usize = 64;
 
 /// A bounded in-memory [`ParStore`] for single-node deployments, built on `moka::sync::Cache`.
 ///
@@ -287,12 +291,24 @@ impl Ledger {
 struct Shared {
     limits: StoreLimits,
     ledger: Mutex<Ledger>,
+    /// Each operation on a key holds the lock of the key's stripe (see the module docs).
+    key_locks: [Mutex<()>; KEY_LOCK_STRIPES],
     /// A lower bound of the earliest `dead_from_ms` of any stored value, or `u64::MAX`; a sweep
     /// is only worth running once `now` has reached it.
     sweep_from_ms: AtomicU64,
 }
 
 impl Shared {
+    /// The lock of `key`'s stripe, held for one operation on the key: a look at its entry and
+    /// the change that follows are then one step for every other operation on it.
+    fn lock(&self, key: &StoreKey) -> MutexGuard<'_, ()> {
+        let stripe = usize::from(key.as_bytes()[31]) % KEY_LOCK_STRIPES;
+        // Nothing is guarded but the sequence of moka calls: a panic leaves nothing to repair.
+        self.key_locks[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The books. A panic while they were held cannot leave them half-updated (every update is
     /// a few additions), so a poisoned lock is used as it is.
     fn ledger(&self) -> MutexGuard<'_, Ledger> {
@@ -300,18 +316,13 @@ impl Shared {
     }
 
     /// Reserves room for one new value charged as `charged`, against every limit of `charge`
-    /// and the store's: from here on the books count it. Called in the `and_compute_with`
-    /// closure that stores the value.
+    /// and the store's: from here on the books count it. Called under the key's lock, right
+    /// before the `insert` that stores the value.
     fn admit(&self, charged: &Charged, charge: Option<&Charge>) -> Result<(), StoreError> {
         let mut ledger = self.ledger();
         ledger.check(&self.limits, charged.weight, charge)?;
         ledger.add(charged);
         Ok(())
-    }
-
-    /// Gives back an admission whose value was not stored after all.
-    fn unadmit(&self, charged: &Charged) {
-        self.ledger().sub(charged);
     }
 
     fn would_admit(&self, weight: u64, charge: Option<&Charge>) -> bool {
@@ -403,6 +414,7 @@ impl MemoryStore {
         let shared = Arc::new(Shared {
             limits,
             ledger: Mutex::new(Ledger::default()),
+            key_locks: std::array::from_fn(|_| Mutex::new(())),
             sweep_from_ms: AtomicU64::new(u64::MAX),
         });
         let listener = Arc::clone(&shared);
@@ -440,43 +452,27 @@ impl MemoryStore {
     ) -> Result<bool, StoreError> {
         let mut retried = false;
         loop {
-            let mut admitted = false;
-            let mut refused = None;
-            let candidate = slot.clone();
-            let result = self.cache.entry(key).and_compute_with(|current| {
-                match current {
-                    Some(entry) if !entry.value().is_dead(now_ms) => Op::Nop,
+            let refusal = {
+                let _key = self.shared.lock(&key);
+                match self.cache.get(&key) {
+                    Some(current) if !current.is_dead(now_ms) => return Ok(false),
                     // New, or replacing a dead entry (which keeps its charge until moka's
                     // listener gives it back, so the admission is conservative).
                     _ => match self.shared.admit(&slot.charged, charge) {
                         Ok(()) => {
-                            admitted = true;
-                            Op::Put(candidate)
+                            self.cache.insert(key, slot.clone());
+                            return Ok(true);
                         }
-                        Err(refusal) => {
-                            refused = Some(refusal);
-                            Op::Nop
-                        }
+                        Err(refusal) => refusal,
                     },
                 }
-            });
-            match (result, refused) {
-                (CompResult::Inserted(_) | CompResult::ReplacedWith(_), _) => return Ok(true),
-                // moka stores what the closure puts; should it ever not, the books follow.
-                _ if admitted => {
-                    self.shared.unadmit(&slot.charged);
-                    return Ok(false);
-                }
-                (_, None) => return Ok(false),
-                (_, Some(refusal)) => {
-                    if retried {
-                        // The layer logs the refusal it answers, once (`crate::outcome`).
-                        return Err(refusal);
-                    }
-                    retried = true;
-                    self.make_room(slot.charged.weight, charge, now_ms);
-                }
+            };
+            if retried {
+                // The layer logs the refusal it answers, once (`crate::outcome`).
+                return Err(refusal);
             }
+            retried = true;
+            self.make_room(slot.charged.weight, charge, now_ms);
         }
     }
 
@@ -509,12 +505,14 @@ impl MemoryStore {
             }
         }
         for key in dead {
-            self.cache
-                .entry(key)
-                .and_compute_with(|current| match current {
-                    Some(entry) if entry.value().is_dead(now_ms) => Op::Remove,
-                    _ => Op::Nop,
-                });
+            let _key = self.shared.lock(&key);
+            if self
+                .cache
+                .get(&key)
+                .is_some_and(|slot| slot.is_dead(now_ms))
+            {
+                self.cache.invalidate(&key);
+            }
         }
         let not_before = now_ms.saturating_add(SWEEP_INTERVAL_MS);
         self.shared
@@ -552,18 +550,18 @@ impl ParStore for MemoryStore {
         charge: Charge,
         now: SystemTime,
     ) -> StoreFuture<'_, ()> {
-        Box::pin(async move {
-            let now_ms = unix_millis(now);
-            let slot = Slot {
-                reclaim_after: self.reclaim_after(record.expires_at_millis(), now_ms),
-                charged: Charged::record(&record, &charge),
-                state: State::Pushed(record),
-            };
-            match self.insert(key, slot, Some(&charge), now_ms)? {
-                true => Ok(()),
-                false => Err(StoreError::Exists),
-            }
-        })
+        let now_ms = unix_millis(now);
+        let slot = Slot {
+            reclaim_after: self.reclaim_after(record.expires_at_millis(), now_ms),
+            charged: Charged::record(&record, &charge),
+            state: State::Pushed(record),
+        };
+        let put = match self.insert(key, slot, Some(&charge), now_ms) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(StoreError::Exists),
+            Err(refusal) => Err(refusal),
+        };
+        Box::pin(std::future::ready(put))
     }
 
     /// Strict one-time use. Removes a pushed record that was never opened; an opened record
@@ -571,28 +569,25 @@ impl ParStore for MemoryStore {
     /// answers `None` for it and leaves it. The layer uses one mode per deployment, never both
     /// on one key.
     fn take(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, Option<Record>> {
-        Box::pin(async move {
-            let now_ms = unix_millis(now);
-            let result = self.cache.entry(key).and_compute_with(|current| {
-                match current.as_ref().map(moka::Entry::value) {
-                    // Dead entries of any kind go too: they only hold memory.
-                    Some(Slot {
-                        state: State::Pushed(_),
-                        ..
-                    }) => Op::Remove,
-                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                    _ => Op::Nop,
-                }
-            });
-            // Re-check what was removed (D3): a dead record is removed but not handed out.
-            Ok(match result {
-                CompResult::Removed(entry) => match entry.into_value().state {
-                    State::Pushed(record) if record.is_alive(now) => Some(record),
-                    _ => None,
-                },
+        let now_ms = unix_millis(now);
+        let taken = {
+            let _key = self.shared.lock(&key);
+            match self.cache.get(&key) {
+                // Dead entries of any kind go too: they only hold memory.
+                Some(Slot {
+                    state: State::Pushed(_),
+                    ..
+                }) => self.cache.remove(&key),
+                Some(slot) if slot.is_dead(now_ms) => self.cache.remove(&key),
                 _ => None,
-            })
-        })
+            }
+        };
+        // Re-check what was removed (D3): a dead record is removed but not handed out.
+        let record = match taken.map(|slot| slot.state) {
+            Some(State::Pushed(record)) if record.is_alive(now) => Some(record),
+            _ => None,
+        };
+        Box::pin(std::future::ready(Ok(record)))
     }
 
     fn open(
@@ -601,79 +596,78 @@ impl ParStore for MemoryStore {
         now: SystemTime,
         window: Duration,
     ) -> StoreFuture<'_, Option<Record>> {
-        Box::pin(async move {
-            let now_ms = unix_millis(now);
-            let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
-            let keep_until_ms = now_ms.saturating_add(window_ms);
-            let reclaim_after = self.reclaim_after(keep_until_ms, now_ms);
-            let result = self.cache.entry(key).and_compute_with(|current| {
-                match current.map(moka::Entry::into_value) {
-                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                    // First open: start the window. Same key and same charge: no admission.
-                    Some(Slot {
-                        state: State::Pushed(record),
-                        charged,
-                        ..
-                    }) => Op::Put(Slot {
-                        state: State::Opened {
-                            record,
-                            keep_until_ms,
-                        },
-                        charged,
-                        reclaim_after,
-                    }),
-                    _ => Op::Nop,
+        let now_ms = unix_millis(now);
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let keep_until_ms = now_ms.saturating_add(window_ms);
+        let opened = {
+            let _key = self.shared.lock(&key);
+            match self.cache.get(&key) {
+                Some(slot) if slot.is_dead(now_ms) => {
+                    self.cache.invalidate(&key);
+                    None
                 }
-            });
-            Ok(match result {
-                CompResult::ReplacedWith(entry) | CompResult::Unchanged(entry) => {
-                    match entry.into_value().state {
+                // First open: start the window. Same key and same charge: no admission.
+                Some(Slot {
+                    state: State::Pushed(record),
+                    charged,
+                    ..
+                }) => {
+                    self.cache.insert(
+                        key,
+                        Slot {
+                            state: State::Opened {
+                                record: record.clone(),
+                                keep_until_ms,
+                            },
+                            charged,
+                            reclaim_after: self.reclaim_after(keep_until_ms, now_ms),
+                        },
+                    );
+                    (now_ms < keep_until_ms).then_some(record)
+                }
+                Some(Slot {
+                    state:
                         State::Opened {
                             record,
                             keep_until_ms,
-                        } if now_ms < keep_until_ms => Some(record),
-                        _ => None,
-                    }
-                }
+                        },
+                    ..
+                }) if now_ms < keep_until_ms => Some(record),
                 _ => None,
-            })
-        })
+            }
+        };
+        Box::pin(std::future::ready(Ok(opened)))
     }
 
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
-        Box::pin(async move {
-            let now_ms = unix_millis(now);
-            let result = self.cache.entry(key).and_compute_with(|current| {
-                match current.as_ref().map(moka::Entry::value) {
-                    Some(slot) if slot.is_dead(now_ms) => Op::Remove,
-                    Some(Slot {
-                        state: State::Opened { .. },
-                        ..
-                    }) => Op::Remove,
-                    _ => Op::Nop,
+        let now_ms = unix_millis(now);
+        let removed = {
+            let _key = self.shared.lock(&key);
+            match self.cache.get(&key) {
+                Some(slot)
+                    if slot.is_dead(now_ms) || matches!(slot.state, State::Opened { .. }) =>
+                {
+                    self.cache.remove(&key)
                 }
-            });
-            Ok(match result {
-                CompResult::Removed(entry) => matches!(
-                    entry.into_value().state,
-                    State::Opened { keep_until_ms, .. } if now_ms < keep_until_ms
-                ),
-                _ => false,
-            })
-        })
+                _ => None,
+            }
+        };
+        let completed = matches!(
+            removed.map(|slot| slot.state),
+            Some(State::Opened { keep_until_ms, .. }) if now_ms < keep_until_ms
+        );
+        Box::pin(std::future::ready(Ok(completed)))
     }
 
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool> {
-        Box::pin(async move {
-            let now_ms = unix_millis(now);
-            let until_ms = unix_millis(until);
-            let slot = Slot {
-                state: State::Remembered { until_ms },
-                charged: Charged::remembered(),
-                reclaim_after: self.reclaim_after(until_ms, now_ms),
-            };
-            self.insert(key, slot, None, now_ms)
-        })
+        let now_ms = unix_millis(now);
+        let until_ms = unix_millis(until);
+        let slot = Slot {
+            state: State::Remembered { until_ms },
+            charged: Charged::remembered(),
+            reclaim_after: self.reclaim_after(until_ms, now_ms),
+        };
+        Box::pin(std::future::ready(self.insert(key, slot, None, now_ms)))
     }
 
     /// Exact: the records the books hold (admissions in flight included, remembered ids not).
@@ -917,7 +911,7 @@ mod tests {
     }
 
     /// moka's own timers (real time): an entry moka expired but has not evicted yet (invisible
-    /// to `and_compute_with`, yet reported as `Replaced` when overwritten) is not counted twice,
+    /// to `get`, yet reported as `Replaced` when overwritten) is not counted twice,
     /// and evicted entries give their place back. moka evicts on its timer wheel's next tick
     /// (about a second), hence the bounded polling.
     #[tokio::test]
@@ -978,6 +972,50 @@ mod tests {
         assert!(store.take(key(2), later).await.unwrap().is_some());
         assert!(store.take(key(3), later).await.unwrap().is_some());
         assert_eq!(count(&store), 0);
+    }
+
+    /// The key locks make a look at an entry and the change that follows one step: without them
+    /// two threads could both find a jti free and both remember it first, or one could open a
+    /// record (putting it back as opened) that another had just completed, which then completes
+    /// twice. Threads rather than tasks, so that the steps really overlap.
+    #[test]
+    fn operations_on_one_key_are_one_step_each() {
+        use futures_util::FutureExt as _;
+        const THREADS: usize = 4;
+        const ROUNDS: u32 = 400;
+        let store = MemoryStore::with_capacity(u64::from(ROUNDS) * 4);
+        let now = t0();
+        let ready = |fut: StoreFuture<'_, bool>| {
+            fut.now_or_never()
+                .expect("the memory store answers at once")
+                .expect("and does not fail")
+        };
+        for round in 0..ROUNDS {
+            let (jti, request) = (key(1_000_000 + round), key(round));
+            store
+                .put(request, Record::new(now + MIN, "p"), unlimited(), now)
+                .now_or_never()
+                .unwrap()
+                .unwrap();
+            let barrier = std::sync::Barrier::new(THREADS);
+            let (firsts, completions) = (AtomicU64::new(0), AtomicU64::new(0));
+            std::thread::scope(|scope| {
+                for _ in 0..THREADS {
+                    scope.spawn(|| {
+                        barrier.wait();
+                        let first = ready(store.remember(jti, now + MIN, now));
+                        firsts.fetch_add(u64::from(first), Ordering::Relaxed);
+                        // Every user's flow opens the record, then completes it.
+                        let _ = store.open(request, now, MIN).now_or_never().unwrap();
+                        let completed = ready(store.complete(request, now));
+                        completions.fetch_add(u64::from(completed), Ordering::Relaxed);
+                    });
+                }
+            });
+            assert_eq!(firsts.into_inner(), 1, "round {round}: one first remember");
+            assert_eq!(completions.into_inner(), 1, "round {round}: one completion");
+        }
+        assert_eq!(count(&store), u64::from(ROUNDS), "the remembered ids only");
     }
 
     #[test]
