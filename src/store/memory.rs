@@ -9,95 +9,67 @@
 //!
 //! **Every operation on a key holds the key's lock** (one of [`KEY_LOCK_STRIPES`] mutexes, chosen
 //! by the key) while it looks at the key's entry (`get`) and makes the change that follows
-//! (`insert`, `remove`, `invalidate`), so "check the state, then change it" is atomic: of 1,000
-//! concurrent takes exactly one removes the record, of many concurrent `complete`s exactly one
-//! wins, of concurrent `remember`s of one id exactly one is first, and an `open` can never
-//! resurrect a record that a `complete` just removed (rust-notes D3). moka's own per-key
-//! serialisation, `entry(key).and_compute_with(..)`, does the same with a waiter inserted into
-//! and removed from a second concurrent table and two allocations for every call: about 2,500
-//! instructions a push and as many a redemption (benches/layer.rs), where an uncontended mutex
-//! costs a few dozen. No operation on the store touches a key without its lock; moka's own
-//! evictions (expiry) need none, they only ever remove what is dead.
+//! (`insert`, `remove`), so "check the state, then change it" is atomic: of 1,000 concurrent
+//! takes exactly one removes the record, of many concurrent `complete`s exactly one wins, of
+//! concurrent `remember`s of one id exactly one is first, and an `open` can never resurrect a
+//! record that a `complete` just removed (rust-notes D3). moka's own per-key serialisation,
+//! `entry(key).and_compute_with(..)`, does the same with a waiter inserted into and removed from
+//! a second concurrent table and two allocations for every call: about 2,500 instructions a push
+//! and as many a redemption (benches/layer.rs), where an uncontended mutex costs a few dozen.
+//! Nothing changes an entry without its key's lock: moka evicts nothing by itself here (below).
 //!
 //! **Each key holds a small state** ([`Slot`]): `Pushed` (waiting for a strict `take` or a first
 //! `open`), `Opened` (consumption at completion: kept until `keep_until`), or `Remembered` (replay
-//! memory). The `now` passed in is the only clock: every decision re-checks the stored deadline
-//! against it, because moka hands out entries that its own timers consider expired (`remove`
-//! returns them, D3) and because moka's clock is not the layer's (tests use a fake clock, D6).
+//! memory). The `now` passed in is the only clock: every decision checks the stored deadline
+//! against it (tests use a fake clock, D6).
 //!
 //! **Budgets are exact and never enforced by moka.** moka's default TinyLFU policy silently drops
-//! new entries when full (D2), and its `entry_count` is an estimate. So the cache uses LRU with
-//! `max_capacity` well above the entry limit (moka never evicts a live entry for size), and the
-//! store keeps its own books in a [`Ledger`]: entries and bytes store-wide and per share bucket,
-//! counting the values physically in the cache plus the admissions still in flight. A new value
-//! needs an admission, reserved atomically against every limit it is charged to (its shares
-//! first, then the store); a transition that keeps the value's charge (open) needs none. Each
-//! value carries what it was charged to ([`Charged`]), so that its removal gives back exactly
-//! that.
+//! new entries when full (D2), and its `entry_count` is an estimate. So the cache has no size
+//! limit at all (and the LRU policy), and the store keeps its own books in a [`Ledger`]: entries
+//! and bytes store-wide and per share bucket, counting the values in the cache. A new value needs
+//! an admission, reserved atomically against every limit it is charged to (its shares first,
+//! then the store) under the key's lock, right before the `insert` that stores it; a transition
+//! that keeps the value's charge (open) needs none. Each value carries what it was charged to
+//! ([`Charged`]), and whoever removes a value (a take, a completion, a replacement of a dead
+//! value, the sweep) gives exactly that back, under the key's lock: the books change only where
+//! the cache does. One mutex guards the books, and it is never held while calling moka.
 //!
-//! The books are kept by moka's own hooks rather than by the code around the calls, so that they
-//! stay exact however a value leaves, and are never counted twice. An admission reserves the
-//! new value's charge, in the one lock of the books a put takes, under the key's lock, right
-//! before the `insert` that stores the value (the reservation is the value's charge from then
-//! on). The [`Expiry`]
-//! callbacks, which moka calls synchronously right after it has stored a value, charge the one
-//! kind of value stored without an admission, an opened record (same key, same charge as the
-//! pushed record it replaces). The eviction listener, which moka calls for every value leaving
-//! the cache (taken, completed, replaced, expired), subtracts its charge. Counting replacements
-//! on both sides also covers a case moka reports oddly: an entry its timers expired but had not
-//! yet evicted is invisible to `get` (seen as absent) yet reported as `Replaced` when
-//! overwritten. One mutex guards the books: an admission checks and reserves up to three
-//! counters (store, owner, group) as one step, and it is never held while calling moka.
-//! Only opening a record counts it twice for an instant (its new state is charged before its old
-//! one is given back), which can refuse a concurrent put at a limit but never admit one past it.
-//!
-//! When an admission is refused, the store first lets moka evict what its timers expired
-//! (`run_pending_tasks`; moka's timer wheel evicts on its next tick, about a second after the
-//! deadline, and hides expired entries from lookups until then), then, if some entry is known to
-//! be dead by `now`, sweeps dead entries
-//! (at most once per [`SWEEP_INTERVAL_MS`] of `now`, so a flood of pushes against a full store cannot
-//! turn every refusal into a full scan), and only then refuses with [`StoreError::ShareExhausted`]
-//! or [`StoreError::Full`].
-//!
-//! One corner stays conservative: replacing a dead entry under the *same* key asks for an
-//! admission of the new value while the dead one still counts (crediting the dead one could race
-//! with moka's own eviction of it and over-admit), so at a limit that put waits for the sweep.
-//! Handles are random, so only a replayed JWT id can meet it.
-//!
-//! **moka's per-entry expiry only reclaims memory.** Each value carries its remaining lifetime,
-//! computed at write time from the injected `now`, plus [`RECLAIM_GRACE`]: moka must never drop
-//! an entry the layer's clock still considers alive, so its timer fires a little late rather than
-//! early.
+//! **Expiry is the store's, not moka's.** Every value is filed in the books' schedule under the
+//! instant it dies ([`Ledger::due`]), when it is stored and again when its deadline moves (an
+//! open). Puts sweep what has come due, a few keys at a time ([`SWEEP_BATCH`]): each key
+//! is looked at under its lock and removed if its value is dead by `now` (a filing whose value
+//! was taken, or lives on under a later filing, is passed over). moka's own expiry (a timer-wheel
+//! entry for every value) and its eviction listener (which, once set, makes moka take a key lock
+//! of its own, in a third concurrent table, on every insert and removal) are not used: they were
+//! about 2,500 instructions a push. Before it refuses a put, the store sweeps everything that is
+//! dead by `now`, then refuses with [`StoreError::ShareExhausted`] or [`StoreError::Full`]: a dead
+//! record never holds a place that a live one needs.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     fmt,
     hash::{BuildHasherDefault, Hasher},
     sync::{
         atomic::{AtomicU64, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
-use moka::{notification::RemovalCause, policy::EvictionPolicy, sync::Cache, Expiry};
+use moka::{policy::EvictionPolicy, sync::Cache};
 
 use super::{
     unix_millis, Charge, ParStore, Record, StoreError, StoreFuture, StoreKey, StoreLimits,
     RECORD_OVERHEAD_BYTES,
 };
 
-/// How long after its deadline (by the injected clock) moka may reclaim an entry. Covers the gap
-/// between the layer's clock and moka's monotonic one: a `now` read before a slow step, a fake
-/// clock in tests, a wall clock stepped back by NTP.
-const RECLAIM_GRACE: Duration = Duration::from_secs(10);
-
-/// Minimum distance, in `now` milliseconds, between two sweeps for dead entries.
-const SWEEP_INTERVAL_MS: u64 = 1_000;
-
 /// Stripes of the key locks (see the module docs): enough that cores working on different keys
 /// seldom meet.
 const KEY_LOCK_STRIPES: usize = 64;
+
+/// The most keys a put sweeps: the dead come due at about the rate values are stored, so a few
+/// per put keep up, and no put pays for a backlog at once.
+const SWEEP_BATCH: usize = 8;
 
 /// A bounded in-memory [`ParStore`] for single-node deployments, built on `moka::sync::Cache`.
 ///
@@ -134,15 +106,13 @@ const KEY_LOCK_STRIPES: usize = 64;
 pub struct MemoryStore {
     cache: Cache<StoreKey, Slot, BuildHasherDefault<DigestHasher>>,
     shared: Arc<Shared>,
-    reclaim_grace: Duration,
 }
 
-/// What one key holds: its state, what it is charged to, and when moka may reclaim it.
+/// What one key holds: its state, and what it is charged to.
 #[derive(Clone)]
 struct Slot {
     state: State,
     charged: Charged,
-    reclaim_after: Duration,
 }
 
 #[derive(Clone)]
@@ -228,14 +198,19 @@ impl Usage {
     }
 }
 
-/// The store's books: what the cache holds plus the admissions in flight, store-wide and per
-/// share bucket. A bucket leaves the map when it holds nothing.
+/// The store's books: what the cache holds, store-wide and per share bucket (a bucket leaves
+/// the map when it holds nothing), and the schedule of deadlines.
 #[derive(Default)]
 struct Ledger {
     total: Usage,
     /// The pushed requests among `total`'s entries (the rest are remembered ids).
     requests: u64,
     buckets: HashMap<StoreKey, Usage, BuildHasherDefault<DigestHasher>>,
+    /// Keys by the instant (Unix milliseconds, injected clock) their value dies: all of a
+    /// filing's values are dead once `now` reaches it. A key whose value moves its deadline (an
+    /// open) is filed again; a filing whose value left, or lives on under a later filing, is
+    /// passed over when it comes due.
+    due: BTreeMap<u64, Vec<StoreKey>>,
 }
 
 impl Ledger {
@@ -287,15 +262,45 @@ impl Ledger {
     }
 }
 
-/// State shared by the store handles and moka's hooks.
+impl Ledger {
+    /// Files `key` under the instant its value is dead from.
+    fn file(&mut self, key: StoreKey, dead_from_ms: u64) {
+        self.due.entry(dead_from_ms).or_default().push(key);
+    }
+
+    /// The first instant at which something filed is dead (`u64::MAX`: nothing filed).
+    fn next_due_ms(&self) -> u64 {
+        self.due.first_key_value().map_or(u64::MAX, |(at, _)| *at)
+    }
+
+    /// Takes out up to `most` keys filed under instants that `now_ms` has reached.
+    fn take_due(&mut self, now_ms: u64, most: usize, out: &mut Vec<StoreKey>) {
+        while out.len() < most {
+            let Some(mut entry) = self.due.first_entry() else {
+                return;
+            };
+            if *entry.key() > now_ms {
+                return;
+            }
+            let keys = entry.get_mut();
+            let take = keys.len().min(most - out.len());
+            out.extend(keys.drain(keys.len() - take..));
+            if keys.is_empty() {
+                entry.remove();
+            }
+        }
+    }
+}
+
+/// State shared by the store handles.
 struct Shared {
     limits: StoreLimits,
     ledger: Mutex<Ledger>,
     /// Each operation on a key holds the lock of the key's stripe (see the module docs).
     key_locks: [Mutex<()>; KEY_LOCK_STRIPES],
-    /// A lower bound of the earliest `dead_from_ms` of any stored value, or `u64::MAX`; a sweep
-    /// is only worth running once `now` has reached it.
-    sweep_from_ms: AtomicU64,
+    /// At most [`Ledger::next_due_ms`] (both change under the books' lock): a put reads it,
+    /// without that lock, to learn that there is nothing to sweep.
+    next_due_ms: AtomicU64,
 }
 
 impl Shared {
@@ -315,57 +320,29 @@ impl Shared {
         self.ledger.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reserves room for one new value charged as `charged`, against every limit of `charge`
-    /// and the store's: from here on the books count it. Called under the key's lock, right
-    /// before the `insert` that stores the value.
-    fn admit(&self, charged: &Charged, charge: Option<&Charge>) -> Result<(), StoreError> {
+    /// Reserves room for a new value under `key`, charged as `charged`, against every limit of
+    /// `charge` and the store's, and files it for the sweep: from here on the books count it.
+    /// Called under the key's lock, right before the `insert` that stores the value.
+    fn admit(&self, key: StoreKey, slot: &Slot, charge: Option<&Charge>) -> Result<(), StoreError> {
         let mut ledger = self.ledger();
-        ledger.check(&self.limits, charged.weight, charge)?;
-        ledger.add(charged);
+        ledger.check(&self.limits, slot.charged.weight, charge)?;
+        ledger.add(&slot.charged);
+        self.file(&mut ledger, key, slot.dead_from_ms());
         Ok(())
+    }
+
+    fn file(&self, ledger: &mut Ledger, key: StoreKey, dead_from_ms: u64) {
+        ledger.file(key, dead_from_ms);
+        self.next_due_ms.fetch_min(dead_from_ms, Ordering::Relaxed);
     }
 
     fn would_admit(&self, weight: u64, charge: Option<&Charge>) -> bool {
         self.ledger().check(&self.limits, weight, charge).is_ok()
     }
 
-    /// Called by moka right after it stored `slot`: a value stored by a put or a remember was
-    /// charged by its admission; an opened record, stored in place of the pushed one without an
-    /// admission, is charged now (moka's listener gives the pushed one's charge back).
-    fn stored(&self, slot: &Slot) {
-        if matches!(slot.state, State::Opened { .. }) {
-            self.ledger().add(&slot.charged);
-        }
-        self.sweep_from_ms
-            .fetch_min(slot.dead_from_ms(), Ordering::AcqRel);
-    }
-
-    /// Called for every value that leaves the cache.
-    fn released(&self, slot: &Slot) {
-        self.ledger().sub(&slot.charged);
-    }
-}
-
-/// moka's per-entry expiry. Also the hook that charges opened records (see the module docs):
-/// moka calls exactly one of these two methods for each value it stores, synchronously after
-/// storing.
-struct Reclaim(Arc<Shared>);
-
-impl Expiry<StoreKey, Slot> for Reclaim {
-    fn expire_after_create(&self, _key: &StoreKey, slot: &Slot, _at: Instant) -> Option<Duration> {
-        self.0.stored(slot);
-        Some(slot.reclaim_after)
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &StoreKey,
-        slot: &Slot,
-        _at: Instant,
-        _remaining: Option<Duration>,
-    ) -> Option<Duration> {
-        self.0.stored(slot);
-        Some(slot.reclaim_after)
+    /// Gives back the charge of a value that left the cache.
+    fn release(&self, charged: &Charged) {
+        self.ledger().sub(charged);
     }
 }
 
@@ -406,39 +383,19 @@ impl MemoryStore {
     /// one exact count).
     #[must_use]
     pub fn with_limits(limits: StoreLimits) -> Self {
-        Self::build(limits, RECLAIM_GRACE)
-    }
-
-    fn build(limits: StoreLimits, reclaim_grace: Duration) -> Self {
         let limits = StoreLimits::new(limits.max_entries(), limits.max_bytes());
         let shared = Arc::new(Shared {
             limits,
             ledger: Mutex::new(Ledger::default()),
             key_locks: std::array::from_fn(|_| Mutex::new(())),
-            sweep_from_ms: AtomicU64::new(u64::MAX),
+            next_due_ms: AtomicU64::new(u64::MAX),
         });
-        let listener = Arc::clone(&shared);
-        let capacity = limits.max_entries();
+        // No size limit, no expiry, no listener: the books bound the cache, and the sweep
+        // removes the dead (see the module docs).
         let cache = Cache::builder()
-            // Headroom: moka's size bookkeeping lags behind the exact count; it must never be
-            // the one that decides (it would evict a live request).
-            .max_capacity(capacity.saturating_add(capacity / 4).saturating_add(64))
             .eviction_policy(EvictionPolicy::lru())
-            .expire_after(Reclaim(Arc::clone(&shared)))
-            .eviction_listener(move |_key, slot: Slot, _cause: RemovalCause| {
-                listener.released(&slot);
-            })
             .build_with_hasher(BuildHasherDefault::default());
-        Self {
-            cache,
-            shared,
-            reclaim_grace,
-        }
-    }
-
-    fn reclaim_after(&self, dead_from_ms: u64, now_ms: u64) -> Duration {
-        Duration::from_millis(dead_from_ms.saturating_sub(now_ms))
-            .saturating_add(self.reclaim_grace)
+        Self { cache, shared }
     }
 
     /// Stores `slot` unless an alive entry holds `key` (`Ok(false)`); admits it against the
@@ -450,21 +407,26 @@ impl MemoryStore {
         charge: Option<&Charge>,
         now_ms: u64,
     ) -> Result<bool, StoreError> {
+        self.sweep(now_ms, SWEEP_BATCH);
         let mut retried = false;
         loop {
             let refusal = {
                 let _key = self.shared.lock(&key);
-                match self.cache.get(&key) {
-                    Some(current) if !current.is_dead(now_ms) => return Ok(false),
-                    // New, or replacing a dead entry (which keeps its charge until moka's
-                    // listener gives it back, so the admission is conservative).
-                    _ => match self.shared.admit(&slot.charged, charge) {
-                        Ok(()) => {
-                            self.cache.insert(key, slot.clone());
-                            return Ok(true);
+                let current = self.cache.get(&key);
+                if current.as_ref().is_some_and(|slot| !slot.is_dead(now_ms)) {
+                    return Ok(false);
+                }
+                // New, or replacing a dead entry, which keeps its charge until it is replaced:
+                // the admission is conservative.
+                match self.shared.admit(key, &slot, charge) {
+                    Ok(()) => {
+                        self.cache.insert(key, slot);
+                        if let Some(dead) = current {
+                            self.shared.release(&dead.charged);
                         }
-                        Err(refusal) => refusal,
-                    },
+                        return Ok(true);
+                    }
+                    Err(refusal) => refusal,
                 }
             };
             if retried {
@@ -472,52 +434,40 @@ impl MemoryStore {
                 return Err(refusal);
             }
             retried = true;
-            self.make_room(slot.charged.weight, charge, now_ms);
+            // Before a refusal: everything dead by `now`.
+            if !self.shared.would_admit(slot.charged.weight, charge) {
+                self.sweep(now_ms, usize::MAX);
+            }
         }
     }
 
-    /// Frees what can be freed before a refusal: entries moka's timers expired, then (at most
-    /// once per [`SWEEP_INTERVAL_MS`]) entries that are dead by `now`.
-    fn make_room(&self, weight: u64, charge: Option<&Charge>, now_ms: u64) {
-        self.cache.run_pending_tasks();
-        if self.shared.would_admit(weight, charge) {
+    /// Removes up to `most` entries among those filed as dead by `now_ms`, and gives back their
+    /// charges.
+    fn sweep(&self, now_ms: u64, most: usize) {
+        if now_ms < self.shared.next_due_ms.load(Ordering::Relaxed) {
             return;
         }
-        let bound = self.shared.sweep_from_ms.load(Ordering::Acquire);
-        // Only one sweeper at a time: the winner parks the bound at "never" while it scans;
-        // values stored meanwhile lower it again through `Shared::stored`.
-        if now_ms < bound
-            || self
-                .shared
-                .sweep_from_ms
-                .compare_exchange(bound, u64::MAX, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
+        let mut due = Vec::new();
         {
-            return;
+            let mut ledger = self.shared.ledger();
+            ledger.take_due(now_ms, most, &mut due);
+            self.shared
+                .next_due_ms
+                .store(ledger.next_due_ms(), Ordering::Relaxed);
         }
-        let mut next = u64::MAX;
-        let mut dead = Vec::new();
-        for (key, slot) in self.cache.iter() {
-            if slot.is_dead(now_ms) {
-                dead.push(*key);
-            } else {
-                next = next.min(slot.dead_from_ms());
-            }
-        }
-        for key in dead {
+        for key in due {
             let _key = self.shared.lock(&key);
-            if self
-                .cache
-                .get(&key)
-                .is_some_and(|slot| slot.is_dead(now_ms))
-            {
-                self.cache.invalidate(&key);
+            // Passed over: a value taken already, or alive under a later filing.
+            if let Some(slot) = self.cache.get(&key).filter(|slot| slot.is_dead(now_ms)) {
+                self.remove(&key, &slot);
             }
         }
-        let not_before = now_ms.saturating_add(SWEEP_INTERVAL_MS);
-        self.shared
-            .sweep_from_ms
-            .fetch_min(next.max(not_before), Ordering::AcqRel);
+    }
+
+    /// Removes `key`'s entry, which its lock holder saw as `seen`, and gives its charge back.
+    fn remove(&self, key: &StoreKey, seen: &Slot) {
+        self.cache.invalidate(key);
+        self.shared.release(&seen.charged);
     }
 }
 
@@ -550,13 +500,11 @@ impl ParStore for MemoryStore {
         charge: Charge,
         now: SystemTime,
     ) -> StoreFuture<'_, ()> {
-        let now_ms = unix_millis(now);
         let slot = Slot {
-            reclaim_after: self.reclaim_after(record.expires_at_millis(), now_ms),
             charged: Charged::record(&record, &charge),
             state: State::Pushed(record),
         };
-        let put = match self.insert(key, slot, Some(&charge), now_ms) {
+        let put = match self.insert(key, slot, Some(&charge), unix_millis(now)) {
             Ok(true) => Ok(()),
             Ok(false) => Err(StoreError::Exists),
             Err(refusal) => Err(refusal),
@@ -573,21 +521,28 @@ impl ParStore for MemoryStore {
         let taken = {
             let _key = self.shared.lock(&key);
             match self.cache.get(&key) {
-                // Dead entries of any kind go too: they only hold memory.
-                Some(Slot {
-                    state: State::Pushed(_),
-                    ..
-                }) => self.cache.remove(&key),
-                Some(slot) if slot.is_dead(now_ms) => self.cache.remove(&key),
+                // Dead entries of any kind go too: they only hold memory. A dead record is
+                // removed but not handed out (D3).
+                Some(slot) if slot.is_dead(now_ms) => {
+                    self.remove(&key, &slot);
+                    None
+                }
+                Some(
+                    slot @ Slot {
+                        state: State::Pushed(_),
+                        ..
+                    },
+                ) => {
+                    self.remove(&key, &slot);
+                    match slot.state {
+                        State::Pushed(record) => Some(record),
+                        _ => None,
+                    }
+                }
                 _ => None,
             }
         };
-        // Re-check what was removed (D3): a dead record is removed but not handed out.
-        let record = match taken.map(|slot| slot.state) {
-            Some(State::Pushed(record)) if record.is_alive(now) => Some(record),
-            _ => None,
-        };
-        Box::pin(std::future::ready(Ok(record)))
+        Box::pin(std::future::ready(Ok(taken)))
     }
 
     fn open(
@@ -603,14 +558,14 @@ impl ParStore for MemoryStore {
             let _key = self.shared.lock(&key);
             match self.cache.get(&key) {
                 Some(slot) if slot.is_dead(now_ms) => {
-                    self.cache.invalidate(&key);
+                    self.remove(&key, &slot);
                     None
                 }
-                // First open: start the window. Same key and same charge: no admission.
+                // First open: start the window. Same key and same charge: no admission; filed
+                // again for its new deadline.
                 Some(Slot {
                     state: State::Pushed(record),
                     charged,
-                    ..
                 }) => {
                     self.cache.insert(
                         key,
@@ -620,9 +575,11 @@ impl ParStore for MemoryStore {
                                 keep_until_ms,
                             },
                             charged,
-                            reclaim_after: self.reclaim_after(keep_until_ms, now_ms),
                         },
                     );
+                    let mut ledger = self.shared.ledger();
+                    self.shared.file(&mut ledger, key, keep_until_ms);
+                    drop(ledger);
                     (now_ms < keep_until_ms).then_some(record)
                 }
                 Some(Slot {
@@ -641,37 +598,46 @@ impl ParStore for MemoryStore {
 
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
         let now_ms = unix_millis(now);
-        let removed = {
+        let completed = {
             let _key = self.shared.lock(&key);
             match self.cache.get(&key) {
-                Some(slot)
-                    if slot.is_dead(now_ms) || matches!(slot.state, State::Opened { .. }) =>
-                {
-                    self.cache.remove(&key)
+                Some(slot) if slot.is_dead(now_ms) => {
+                    self.remove(&key, &slot);
+                    false
                 }
-                _ => None,
+                Some(
+                    slot @ Slot {
+                        state: State::Opened { .. },
+                        ..
+                    },
+                ) => {
+                    self.remove(&key, &slot);
+                    true
+                }
+                _ => false,
             }
         };
-        let completed = matches!(
-            removed.map(|slot| slot.state),
-            Some(State::Opened { keep_until_ms, .. }) if now_ms < keep_until_ms
-        );
         Box::pin(std::future::ready(Ok(completed)))
     }
 
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool> {
-        let now_ms = unix_millis(now);
-        let until_ms = unix_millis(until);
         let slot = Slot {
-            state: State::Remembered { until_ms },
+            state: State::Remembered {
+                until_ms: unix_millis(until),
+            },
             charged: Charged::remembered(),
-            reclaim_after: self.reclaim_after(until_ms, now_ms),
         };
-        Box::pin(std::future::ready(self.insert(key, slot, None, now_ms)))
+        Box::pin(std::future::ready(self.insert(
+            key,
+            slot,
+            None,
+            unix_millis(now),
+        )))
     }
 
-    /// Exact: the records the books hold (admissions in flight included, remembered ids not).
-    fn stored_requests(&self, _now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+    /// Exact: the records the books hold and alive at `now` (remembered ids not included).
+    fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
+        self.sweep(unix_millis(now), usize::MAX);
         let requests = self.shared.ledger().requests;
         Box::pin(std::future::ready(Ok(Some(requests))))
     }
@@ -685,6 +651,22 @@ mod tests {
     fn t0() -> SystemTime {
         // Whole milliseconds, so that `t0 + n ms` is exactly what the records store.
         SystemTime::UNIX_EPOCH + Duration::from_millis(unix_millis(SystemTime::now()))
+    }
+
+    impl MemoryStore {
+        /// The books against the cache at `now`: every entry counted once, nothing else.
+        fn ledger_is_consistent(&self, now: SystemTime) -> bool {
+            let _ = now;
+            self.cache.run_pending_tasks();
+            let mut expected = Ledger::default();
+            for (_, slot) in self.cache.iter() {
+                expected.add(&slot.charged);
+            }
+            let ledger = self.shared.ledger();
+            ledger.total == expected.total
+                && ledger.requests == expected.requests
+                && ledger.buckets == expected.buckets
+        }
     }
 
     fn key(n: u32) -> StoreKey {
@@ -859,7 +841,7 @@ mod tests {
             .await
             .unwrap();
         assert!(store.remember(key(1), now + short, now).await.unwrap());
-        // moka's timers have not fired (real time barely moved), but `now` says both are dead.
+        // Real time barely moved, but `now` says both are dead.
         let later = now + Duration::from_secs(2);
         store
             .put(key(2), Record::new(later + MIN, "p"), unlimited(), later)
@@ -910,68 +892,82 @@ mod tests {
         assert!(store.complete(key(0), now).await.unwrap());
     }
 
-    /// moka's own timers (real time): an entry moka expired but has not evicted yet (invisible
-    /// to `get`, yet reported as `Replaced` when overwritten) is not counted twice,
-    /// and evicted entries give their place back. moka evicts on its timer wheel's next tick
-    /// (about a second), hence the bounded polling.
+    /// Entries in the cache (moka's count, after its pending work).
+    fn cached(store: &MemoryStore) -> u64 {
+        store.cache.run_pending_tasks();
+        store.cache.entry_count()
+    }
+
+    /// The store's own expiry: puts sweep what is dead by their `now`, a few keys each, and give
+    /// the charges back; a record taken already, or opened (and so filed again for its window),
+    /// is passed over when its first deadline comes.
     #[tokio::test]
-    async fn moka_expiry_frees_capacity_without_leaking_the_count() {
-        let store = MemoryStore::build(StoreLimits::new(3, u64::MAX), Duration::ZERO);
+    async fn later_puts_sweep_the_dead_and_pass_over_the_rest() {
+        let store = MemoryStore::with_capacity(100);
         let now = t0();
         let soon = Duration::from_millis(30);
-        store
-            .put(key(0), Record::new(now + soon, "p"), unlimited(), now)
-            .await
-            .unwrap();
-        store
-            .put(key(1), Record::new(now + soon, "p"), unlimited(), now)
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(80)).await;
-        let later = now + Duration::from_millis(80);
-        store
-            .put(key(0), Record::new(later + MIN, "new"), unlimited(), later)
-            .await
-            .unwrap();
-        assert_eq!(
-            count(&store),
-            2,
-            "key(0) replaced in place, key(1) not yet evicted"
-        );
-        store
-            .put(key(2), Record::new(later + MIN, "p"), unlimited(), later)
-            .await
-            .unwrap();
-
-        let mut admitted = false;
-        for _ in 0..40 {
-            match store
-                .put(key(3), Record::new(later + MIN, "p"), unlimited(), later)
-                .await
-            {
-                Ok(()) => {
-                    admitted = true;
-                    break;
-                }
-                Err(StoreError::Full) => tokio::time::sleep(Duration::from_millis(100)).await,
-                Err(e) => panic!("unexpected {e:?}"),
-            }
-        }
-        assert!(admitted, "moka's eviction of key(1) must free its place");
-        assert_eq!(count(&store), 3);
-        assert_eq!(
+        let dying = SWEEP_BATCH as u32 * 2 + 3;
+        for n in 0..dying {
             store
-                .take(key(0), later)
+                .put(key(n), Record::new(now + soon, "p"), unlimited(), now)
                 .await
-                .unwrap()
-                .unwrap()
-                .payload()
-                .as_ref(),
-            b"new"
+                .unwrap();
+        }
+        // Two of them leave before their deadline: one taken, one opened for a minute.
+        assert!(store.take(key(0), now).await.unwrap().is_some());
+        assert!(store.open(key(1), now, MIN).await.unwrap().is_some());
+        assert_eq!(
+            (count(&store), cached(&store)),
+            (u64::from(dying) - 1, u64::from(dying) - 1)
         );
-        assert!(store.take(key(2), later).await.unwrap().is_some());
-        assert!(store.take(key(3), later).await.unwrap().is_some());
-        assert_eq!(count(&store), 0);
+
+        let later = now + Duration::from_millis(80);
+        let mut n = 1000;
+        while cached(&store) > 1 + u64::from(n - 1000) {
+            assert!(n < 1000 + dying, "each put sweeps up to SWEEP_BATCH keys");
+            store
+                .put(key(n), Record::new(later + MIN, "p"), unlimited(), later)
+                .await
+                .unwrap();
+            n += 1;
+        }
+        // The opened record lives on; the books count it and the new records, nothing dead.
+        assert_eq!(count(&store), 1 + u64::from(n - 1000));
+        assert!(store.complete(key(1), later).await.unwrap());
+        assert!(store.ledger_is_consistent(later));
+    }
+
+    /// At its limit, a put sweeps everything dead by its `now` before it refuses, to the
+    /// millisecond: not a second late, not before.
+    #[tokio::test]
+    async fn a_full_store_sweeps_every_dead_entry_before_it_refuses() {
+        let store = MemoryStore::with_capacity(SWEEP_BATCH as u64 * 3);
+        let now = t0();
+        for n in 0..SWEEP_BATCH as u32 * 3 {
+            let dies = now + Duration::from_millis(u64::from(n % 3) + 1);
+            store
+                .put(key(n), Record::new(dies, "p"), unlimited(), now)
+                .await
+                .unwrap();
+        }
+        let full = |at: Duration| {
+            let store = &store;
+            async move {
+                store
+                    .put(
+                        key(9_999),
+                        Record::new(now + MIN, "p"),
+                        unlimited(),
+                        now + at,
+                    )
+                    .await
+            }
+        };
+        assert!(matches!(full(Duration::ZERO).await, Err(StoreError::Full)));
+        // At +1 ms a third are dead: the put sweeps them all, not a batch, and is admitted.
+        full(Duration::from_millis(1)).await.unwrap();
+        assert_eq!(count(&store), SWEEP_BATCH as u64 * 2 + 1);
+        assert!(store.ledger_is_consistent(now + Duration::from_millis(1)));
     }
 
     /// The key locks make a look at an entry and the change that follows one step: without them

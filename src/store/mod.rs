@@ -157,10 +157,10 @@ pub trait ParStore: Send + Sync + 'static {
     /// `ParLayer::update_gauges` once per scrape, never on a request's path). `None`, the
     /// default, for a store that does not count them.
     ///
-    /// The memory store's count is exact: the records it holds and charges to its budget,
-    /// remembered ids not included (a record dead by `now` counts until it is reclaimed, at
-    /// most about 11 s later). The Redis store counts the entries of its books that are alive
-    /// at `now`: pushed requests, plus the JWT ids remembered for replay (feature `jwt`).
+    /// The memory store's count is exact: the records it holds alive at `now` (it sweeps the
+    /// dead first), remembered ids not included. The Redis store counts the entries of its
+    /// books that are alive at `now`: pushed requests, plus the JWT ids remembered for replay
+    /// (feature `jwt`).
     fn stored_requests(&self, now: SystemTime) -> StoreFuture<'_, Option<u64>> {
         let _ = now;
         Box::pin(std::future::ready(Ok(None)))
@@ -292,9 +292,9 @@ pub const DEFAULT_MAX_STORED_BYTES: u64 = 256 * 1024 * 1024;
 /// What a record weighs against byte budgets on top of its payload, and what a remembered id
 /// weighs: the key, the deadline, and the backend's per-entry bookkeeping.
 ///
-/// Measured: the memory store spends about 500 bytes per entry beyond the payload (moka's entry,
-/// its timer and hash-table slots, allocator overhead); the Redis store a little less (the record
-/// key, its sorted-set member and its charge).
+/// Measured: the memory store spends about 500 bytes per entry beyond the payload (moka's entry
+/// and hash-table slots, its filing in the store's expiry schedule, allocator overhead); the
+/// Redis store a little less (the record key, its sorted-set member and its charge).
 pub const RECORD_OVERHEAD_BYTES: u64 = 512;
 
 /// A store's store-wide limits: entries and bytes (see the [module docs](crate::store)).
