@@ -459,15 +459,33 @@ impl MemoryStore {
             let _key = self.shared.lock(&key);
             // Passed over: a value taken already, or alive under a later filing.
             if let Some(slot) = self.cache.get(&key).filter(|slot| slot.is_dead(now_ms)) {
-                self.remove(&key, &slot);
+                self.remove(&key, &slot.charged);
             }
         }
     }
 
-    /// Removes `key`'s entry, which its lock holder saw as `seen`, and gives its charge back.
-    fn remove(&self, key: &StoreKey, seen: &Slot) {
+    /// Removes `key`'s entry, which its lock holder saw charged as `charged`, and gives that
+    /// back.
+    fn remove(&self, key: &StoreKey, charged: &Charged) {
         self.cache.invalidate(key);
-        self.shared.release(&seen.charged);
+        self.shared.release(charged);
+    }
+
+    /// Runs `alive` on `key`'s entry under the key's lock, if it holds one alive at `now_ms`;
+    /// a dead one is removed (it only holds memory: a dead record is never handed out, D3).
+    fn with_live_entry<T>(
+        &self,
+        key: &StoreKey,
+        now_ms: u64,
+        alive: impl FnOnce(Slot) -> Option<T>,
+    ) -> Option<T> {
+        let _key = self.shared.lock(key);
+        let slot = self.cache.get(key)?;
+        if slot.is_dead(now_ms) {
+            self.remove(key, &slot.charged);
+            return None;
+        }
+        alive(slot)
     }
 }
 
@@ -517,31 +535,13 @@ impl ParStore for MemoryStore {
     /// answers `None` for it and leaves it. The layer uses one mode per deployment, never both
     /// on one key.
     fn take(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, Option<Record>> {
-        let now_ms = unix_millis(now);
-        let taken = {
-            let _key = self.shared.lock(&key);
-            match self.cache.get(&key) {
-                // Dead entries of any kind go too: they only hold memory. A dead record is
-                // removed but not handed out (D3).
-                Some(slot) if slot.is_dead(now_ms) => {
-                    self.remove(&key, &slot);
-                    None
-                }
-                Some(
-                    slot @ Slot {
-                        state: State::Pushed(_),
-                        ..
-                    },
-                ) => {
-                    self.remove(&key, &slot);
-                    match slot.state {
-                        State::Pushed(record) => Some(record),
-                        _ => None,
-                    }
-                }
-                _ => None,
+        let taken = self.with_live_entry(&key, unix_millis(now), |slot| match slot.state {
+            State::Pushed(record) => {
+                self.remove(&key, &slot.charged);
+                Some(record)
             }
-        };
+            _ => None,
+        });
         Box::pin(std::future::ready(Ok(taken)))
     }
 
@@ -554,70 +554,36 @@ impl ParStore for MemoryStore {
         let now_ms = unix_millis(now);
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
         let keep_until_ms = now_ms.saturating_add(window_ms);
-        let opened = {
-            let _key = self.shared.lock(&key);
-            match self.cache.get(&key) {
-                Some(slot) if slot.is_dead(now_ms) => {
-                    self.remove(&key, &slot);
-                    None
-                }
-                // First open: start the window. Same key and same charge: no admission; filed
-                // again for its new deadline.
-                Some(Slot {
-                    state: State::Pushed(record),
-                    charged,
-                }) => {
-                    self.cache.insert(
-                        key,
-                        Slot {
-                            state: State::Opened {
-                                record: record.clone(),
-                                keep_until_ms,
-                            },
-                            charged,
-                        },
-                    );
-                    let mut ledger = self.shared.ledger();
-                    self.shared.file(&mut ledger, key, keep_until_ms);
-                    drop(ledger);
-                    (now_ms < keep_until_ms).then_some(record)
-                }
-                Some(Slot {
-                    state:
-                        State::Opened {
-                            record,
-                            keep_until_ms,
-                        },
-                    ..
-                }) if now_ms < keep_until_ms => Some(record),
-                _ => None,
+        let opened = self.with_live_entry(&key, now_ms, |slot| match slot.state {
+            // First open: start the window. Same key and same charge: no admission; filed again
+            // for its new deadline.
+            State::Pushed(record) => {
+                let state = State::Opened {
+                    record: record.clone(),
+                    keep_until_ms,
+                };
+                let charged = slot.charged;
+                self.cache.insert(key, Slot { state, charged });
+                let mut ledger = self.shared.ledger();
+                self.shared.file(&mut ledger, key, keep_until_ms);
+                drop(ledger);
+                (now_ms < keep_until_ms).then_some(record)
             }
-        };
+            State::Opened { record, .. } => Some(record),
+            State::Remembered { .. } => None,
+        });
         Box::pin(std::future::ready(Ok(opened)))
     }
 
     fn complete(&self, key: StoreKey, now: SystemTime) -> StoreFuture<'_, bool> {
-        let now_ms = unix_millis(now);
-        let completed = {
-            let _key = self.shared.lock(&key);
-            match self.cache.get(&key) {
-                Some(slot) if slot.is_dead(now_ms) => {
-                    self.remove(&key, &slot);
-                    false
-                }
-                Some(
-                    slot @ Slot {
-                        state: State::Opened { .. },
-                        ..
-                    },
-                ) => {
-                    self.remove(&key, &slot);
-                    true
-                }
-                _ => false,
+        let completed = self.with_live_entry(&key, unix_millis(now), |slot| match slot.state {
+            State::Opened { .. } => {
+                self.remove(&key, &slot.charged);
+                Some(())
             }
-        };
-        Box::pin(std::future::ready(Ok(completed)))
+            _ => None,
+        });
+        Box::pin(std::future::ready(Ok(completed.is_some())))
     }
 
     fn remember(&self, key: StoreKey, until: SystemTime, now: SystemTime) -> StoreFuture<'_, bool> {
