@@ -6,7 +6,14 @@
 
 mod common;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use common::upstream::{self, echoed_header, echoed_headers, get, send};
 use http_body_util::Full;
@@ -260,6 +267,130 @@ async fn bodies_stream_both_ways() {
     let reply = get(format!("http://{}/download?bytes={SIZE}", proxy.addr)).await;
     assert_eq!(reply.status, 200);
     assert_eq!(reply.body.len() as u64, SIZE);
+}
+
+/// An upstream that numbers the connections it accepts and answers every request with the
+/// number of the connection it came on; with `keep_alive` off it closes each after one answer.
+async fn counting_upstream(keep_alive: bool) -> (upstream::Upstream, Arc<AtomicUsize>) {
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&accepted);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .keep_alive(keep_alive)
+                    .serve_connection(
+                        hyper_util::rt::TokioIo::new(stream),
+                        hyper::service::service_fn(move |_request| async move {
+                            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(
+                                bytes::Bytes::from(number.to_string()),
+                            )))
+                        }),
+                    ),
+            );
+        }
+    });
+    (upstream::Upstream::running(addr, task), accepted)
+}
+
+/// One client connection to `addr`: its requests go one after the other on it.
+struct ClientConnection(hyper::client::conn::http1::SendRequest<Full<bytes::Bytes>>);
+
+impl ClientConnection {
+    async fn open(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Self(sender)
+    }
+
+    /// The body of the answer to `GET /`: the number of the upstream connection that served it.
+    async fn upstream_connection(&mut self) -> String {
+        self.0.ready().await.unwrap();
+        let request = http::Request::get("/")
+            .header("host", "as.example.com")
+            .body(Full::default())
+            .unwrap();
+        let response = self.0.send_request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = http_body_util::BodyExt::collect(response.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_client_connection_keeps_one_upstream_connection_and_hands_it_on_when_it_closes() {
+    let (upstream, accepted) = counting_upstream(true).await;
+    let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;
+    let mut first = ClientConnection::open(proxy.addr).await;
+    for _ in 0..5 {
+        assert_eq!(first.upstream_connection().await, "1");
+    }
+    drop(first);
+    // The proxy sees the client's FIN and hands the connection back to the idle ones.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut second = ClientConnection::open(proxy.addr).await;
+    assert_eq!(second.upstream_connection().await, "1");
+    // A client connection opened while the idle list is empty gets a connection of its own.
+    let mut third = ClientConnection::open(proxy.addr).await;
+    assert_eq!(third.upstream_connection().await, "2");
+    for _ in 0..3 {
+        assert_eq!(second.upstream_connection().await, "1");
+        assert_eq!(third.upstream_connection().await, "2");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_its_connections_costs_no_request() {
+    let (upstream, accepted) = counting_upstream(false).await;
+    let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;
+    let mut client = ClientConnection::open(proxy.addr).await;
+    for expected in 1..=4 {
+        assert_eq!(client.upstream_connection().await, expected.to_string());
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+}
+
+#[tokio::test]
+async fn the_upstream_gets_the_origin_form_and_a_host_whatever_the_client_sent() {
+    let upstream = upstream::start().await;
+    let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;
+    // RFC 9112 §3.2.2: the host of an absolute-form target replaces the Host field.
+    let answer = raw(
+        proxy.addr,
+        "GET http://as.example.com:4000/a/b?c=d HTTP/1.1\r\n\
+         Host: other.example\r\n\
+         Connection: close\r\n\
+         \r\n",
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let echo: Value = serde_json::from_str(body_of(&answer)).unwrap();
+    assert_eq!(echo["path"], "/a/b");
+    assert_eq!(echo["query"], "c=d");
+    assert_eq!(echoed_header(&echo, "host"), Some("as.example.com:4000"));
+    // HTTP/1.0 without Host: the upstream (spoken to in HTTP/1.1) gets its own authority.
+    let answer = raw(proxy.addr, "GET /plain HTTP/1.0\r\n\r\n").await;
+    assert!(answer.starts_with("HTTP/1.0 200"), "{answer}");
+    let echo: Value = serde_json::from_str(body_of(&answer)).unwrap();
+    assert_eq!(echo["path"], "/plain");
+    assert_eq!(
+        echoed_header(&echo, "host"),
+        Some(upstream.addr.to_string().as_str())
+    );
 }
 
 fn par_layer() -> ParLayer {

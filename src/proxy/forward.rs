@@ -20,18 +20,17 @@ use http_body::Body;
 use http_body_util::Empty;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client, ResponseFuture as ClientFuture},
+    client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
 };
-use pin_project_lite::pin_project;
 use serde_json::{Map, Value};
-use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::{
     body::ProxyBody,
     discovery,
     headers::{remove_hop_by_hop, Peer},
+    pool::{Kept, Pool},
 };
 use crate::{error::ConfigError, BoxError};
 
@@ -72,9 +71,10 @@ impl ForwardBuilder {
         self
     }
 
-    /// How many idle keep-alive connections to the upstream the pool keeps (default 256). Under
-    /// load every connection of the proxy's clients can have one in use; fewer means new TCP
-    /// (and TLS) handshakes.
+    /// How many idle keep-alive connections to the upstream are kept for client connections to
+    /// come (default 256): a client connection keeps the upstream connection its first request
+    /// took, and hands it to this list when it closes. Fewer means new TCP (and TLS) handshakes
+    /// when clients reconnect.
     pub const fn max_idle_connections(mut self, connections: usize) -> Self {
         self.max_idle_per_host = connections;
         self
@@ -118,31 +118,32 @@ impl ForwardBuilder {
             )));
         }
         let connector = super::tls::connector(scheme == Scheme::HTTPS, self.ca_pem.as_deref())?;
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(self.max_idle_per_host)
-            .build(connector.clone());
         let fetcher = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_max_idle_per_host(2)
-            .build(connector);
-        let upstream_host = (!self.preserve_host).then(|| {
-            HeaderValue::from_str(authority.as_str()).expect("an authority is a header value")
+            .build(connector.clone());
+        let upstream_host =
+            HeaderValue::from_str(authority.as_str()).expect("an authority is a header value");
+        let upstream = Arc::new(Upstream {
+            upstream_host,
+            preserve_host: self.preserve_host,
+            scheme,
+            authority,
+            response_timeout: self.response_timeout,
+            fetcher,
         });
+        let pool = Arc::new(Pool::new(
+            connector,
+            upstream.upstream_uri(PathAndQuery::from_static("/")),
+            self.max_idle_per_host,
+        ));
         Ok(Forward {
+            connection: Arc::new(ClientConnection::new(&pool, None)),
             inner: Arc::new(Inner {
-                client,
-                upstream: Arc::new(Upstream {
-                    upstream_host,
-                    scheme,
-                    authority,
-                    response_timeout: self.response_timeout,
-                    fetcher,
-                }),
+                pool,
+                upstream,
                 discovery: None,
             }),
-            peer: Arc::new(Peer::new(None)),
         })
     }
 }
@@ -159,8 +160,10 @@ impl fmt::Debug for ForwardBuilder {
 
 /// The upstream origin and the proxy's own client to it.
 pub(crate) struct Upstream {
-    /// `Some`: the `Host` every forwarded request gets (when the client's is not kept).
-    pub(crate) upstream_host: Option<HeaderValue>,
+    /// The upstream's authority as a `Host` value: for every forwarded request when the
+    /// client's is not kept, else for a request that has none (HTTP/1.0).
+    pub(crate) upstream_host: HeaderValue,
+    pub(crate) preserve_host: bool,
     pub(crate) scheme: Scheme,
     pub(crate) authority: Authority,
     pub(crate) response_timeout: Duration,
@@ -192,8 +195,9 @@ impl Upstream {
 ///   `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` (RFC 7239) are appended to any
 ///   chain the request carries. Every other field, every `Set-Cookie` line, and redirects pass
 ///   unchanged.
-/// * Connections to the upstream are pooled and kept alive (hyper-util's client); `https://`
-///   upstreams use rustls with the system's roots and an optional private CA.
+/// * Connections to the upstream are kept alive: each client connection keeps the upstream
+///   connection its first request took, and hands it back to the idle ones when it closes.
+///   `https://` upstreams use rustls with the system's roots and an optional private CA.
 /// * An upstream that cannot be reached is `502`; one whose response head does not come within
 ///   [`ForwardBuilder::response_timeout`] is `504`. Both have a short plain-text body.
 ///
@@ -231,20 +235,35 @@ impl Upstream {
 pub struct Forward<B> {
     // Two reference counts per clone: hyper clones the service for every request.
     inner: Arc<Inner<B>>,
-    peer: Arc<Peer>,
+    connection: Arc<ClientConnection<B>>,
 }
 
 struct Inner<B> {
-    client: Client<Connector, B>,
+    pool: Arc<Pool<B>>,
     upstream: Arc<Upstream>,
     discovery: Option<Arc<discovery::Discovery>>,
+}
+
+/// What belongs to one client connection: its address and its upstream connection.
+struct ClientConnection<B> {
+    peer: Peer,
+    upstream: Kept<B>,
+}
+
+impl<B> ClientConnection<B> {
+    fn new(pool: &Arc<Pool<B>>, peer: Option<SocketAddr>) -> Self {
+        Self {
+            peer: Peer::new(peer),
+            upstream: Kept::new(Arc::clone(pool)),
+        }
+    }
 }
 
 impl<B> Clone for Forward<B> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            peer: Arc::clone(&self.peer),
+            connection: Arc::clone(&self.connection),
         }
     }
 }
@@ -265,12 +284,14 @@ impl Forward<()> {
 
 impl<B> Forward<B> {
     /// A clone for the connection from `peer`: its address goes into `X-Forwarded-For` and
-    /// `Forwarded`. Without it both name no client (`for=unknown`).
+    /// `Forwarded`, and its requests go to the upstream on one keep-alive connection of their
+    /// own. Without it every clone shares one address (`for=unknown`) and one kept connection
+    /// (concurrent requests each take another).
     #[must_use]
     pub fn for_peer(&self, peer: SocketAddr) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
-            peer: Arc::new(Peer::new(Some(peer))),
+            connection: Arc::new(ClientConnection::new(&self.inner.pool, Some(peer))),
         }
     }
 
@@ -282,11 +303,11 @@ impl<B> Forward<B> {
     pub fn merge_discovery(self, layer: &crate::ParLayer) -> Self {
         Self {
             inner: Arc::new(Inner {
-                client: self.inner.client.clone(),
+                pool: Arc::clone(&self.inner.pool),
                 upstream: Arc::clone(&self.inner.upstream),
                 discovery: Some(Arc::new(discovery::Discovery::of(layer))),
             }),
-            peer: self.peer,
+            connection: self.connection,
         }
     }
 
@@ -305,17 +326,31 @@ impl<B> Forward<B> {
     }
 
     fn prepare(&self, parts: &mut http::request::Parts) {
-        let path_and_query = std::mem::take(&mut parts.uri)
-            .into_parts()
-            .path_and_query
-            .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        parts.uri = self.inner.upstream.upstream_uri(path_and_query);
+        let upstream = &self.inner.upstream;
+        // The upstream gets the origin form (RFC 9112 §3.2.1); a client that sent the absolute
+        // form named the host in it, and that host replaces any `Host` field (§3.2.2).
+        if let Some(authority) = parts.uri.authority() {
+            if upstream.preserve_host {
+                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                    parts.headers.insert(header::HOST, host);
+                }
+            }
+            let path_and_query = std::mem::take(&mut parts.uri)
+                .into_parts()
+                .path_and_query
+                .unwrap_or_else(|| PathAndQuery::from_static("/"));
+            parts.uri = Uri::from(path_and_query);
+        }
         // Keep-alive to the upstream whatever the client spoke.
         parts.version = Version::HTTP_11;
         remove_hop_by_hop(&mut parts.headers);
-        self.peer.append_forwarded(&mut parts.headers, "http");
-        if let Some(host) = &self.inner.upstream.upstream_host {
-            parts.headers.insert(header::HOST, host.clone());
+        self.connection
+            .peer
+            .append_forwarded(&mut parts.headers, "http");
+        if !upstream.preserve_host || !parts.headers.contains_key(header::HOST) {
+            parts
+                .headers
+                .insert(header::HOST, upstream.upstream_host.clone());
         }
     }
 }
@@ -350,12 +385,16 @@ where
             }
         }
         self.prepare(&mut parts);
-        ForwardFuture {
-            state: State::Upstream {
-                response: self.inner.client.request(Request::from_parts(parts, body)),
-                deadline: tokio::time::sleep(self.inner.upstream.response_timeout),
-            },
-        }
+        let connection = Arc::clone(&self.connection);
+        let response_timeout = self.inner.upstream.response_timeout;
+        ForwardFuture::boxed(Box::pin(async move {
+            let request = Request::from_parts(parts, body);
+            match tokio::time::timeout(response_timeout, connection.upstream.send(request)).await {
+                Ok(Ok(response)) => from_upstream(response),
+                Ok(Err(err)) => bad_gateway(&ErrorChain(&*err)),
+                Err(_elapsed) => gateway_timeout(),
+            }
+        }))
     }
 }
 
@@ -373,61 +412,30 @@ impl<B> fmt::Debug for Forward<B> {
 
 type BoxedResponse = Pin<Box<dyn Future<Output = Response<ProxyBody>> + Send>>;
 
-pin_project! {
-    /// Response future of [`Forward`]: the upstream's response head, or `502`/`504`.
-    pub struct ForwardFuture {
-        #[pin]
-        state: State,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State {
-        Upstream { #[pin] response: ClientFuture, #[pin] deadline: Sleep },
-        Boxed { future: BoxedResponse },
-    }
+/// Response future of [`Forward`]: the upstream's response head, or `502`/`504`.
+///
+/// Boxed: hyper's `send_request` future has no name to store it under.
+pub struct ForwardFuture {
+    future: BoxedResponse,
 }
 
 impl ForwardFuture {
     fn boxed(future: BoxedResponse) -> Self {
-        Self {
-            state: State::Boxed { future },
-        }
+        Self { future }
     }
 }
 
 impl Future for ForwardFuture {
     type Output = Result<Response<ProxyBody>, Infallible>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Upstream { response, deadline } => {
-                if let Poll::Ready(result) = response.poll(cx) {
-                    return Poll::Ready(Ok(match result {
-                        Ok(response) => from_upstream(response),
-                        Err(err) => bad_gateway(&ErrorChain(&err)),
-                    }));
-                }
-                match deadline.poll(cx) {
-                    Poll::Ready(()) => Poll::Ready(Ok(gateway_timeout())),
-                    Poll::Pending => Poll::Pending,
-                }
-            }
-            StateProj::Boxed { future } => future.as_mut().poll(cx).map(Ok),
-        }
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx).map(Ok)
     }
 }
 
 impl fmt::Debug for ForwardFuture {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let state = match self.state {
-            State::Upstream { .. } => "upstream",
-            State::Boxed { .. } => "boxed",
-        };
-        f.debug_struct("ForwardFuture")
-            .field("state", &state)
-            .finish()
+        f.debug_struct("ForwardFuture").finish_non_exhaustive()
     }
 }
 

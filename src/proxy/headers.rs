@@ -31,7 +31,19 @@ pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forw
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 
 fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    // A match on the text: cheaper than nine `HeaderName` comparisons for every field.
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
 }
 
 /// Removes the hop-by-hop fields and every field the `Connection` header names.
@@ -90,6 +102,8 @@ impl Peer {
     /// Appends `X-Forwarded-For`, `X-Forwarded-Proto`, `X-Forwarded-Host` and `Forwarded` to
     /// whatever chain the request already carries.
     pub(crate) fn append_forwarded(&self, headers: &mut HeaderMap, proto: &'static str) {
+        // Room for the four fields at once: the map of a parsed request is sized to its fields.
+        headers.reserve(4);
         let host = headers.get(header::HOST).cloned();
         if let Some(ip) = &self.forwarded_for {
             append(headers, &X_FORWARDED_FOR, ip.clone());
@@ -172,6 +186,19 @@ mod tests {
             );
         }
         headers
+    }
+
+    #[test]
+    fn the_name_match_and_the_list_of_hop_by_hop_fields_agree() {
+        assert!(HOP_BY_HOP.iter().all(is_hop_by_hop));
+        for name in [
+            header::HOST,
+            header::COOKIE,
+            header::FORWARDED,
+            X_FORWARDED_FOR.clone(),
+        ] {
+            assert!(!is_hop_by_hop(&name), "{name}");
+        }
     }
 
     #[test]

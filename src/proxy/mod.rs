@@ -29,6 +29,7 @@ mod discovery;
 mod flags;
 mod forward;
 mod headers;
+mod pool;
 mod tls;
 
 pub use self::{

@@ -143,17 +143,24 @@ pub async fn start() -> Upstream {
     start_app(app()).await
 }
 
+impl Upstream {
+    /// An upstream served by `task` on `addr`.
+    pub fn running(addr: SocketAddr, task: tokio::task::JoinHandle<()>) -> Self {
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            task,
+        }
+    }
+}
+
 pub async fn start_app(app: Router) -> Upstream {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    Upstream {
-        addr,
-        url: format!("http://{addr}"),
-        task,
-    }
+    Upstream::running(addr, task)
 }
 
 /// An address nothing listens on.
