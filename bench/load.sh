@@ -11,7 +11,7 @@
 #                            # one Redis, and the cost of --redis-wait-replicas 1
 #   bench/load.sh instructions # callgrind instruction counts of benches/layer.rs (repeatable)
 #   bench/load.sh proxy      # par-proxy (issue 13): pass-through GET vs nginx in front of the same
-#                            # upstream (bare_201) in PROXY_ROUNDS=3 interleaved rounds, the same in
+#                            # upstream (bare_201) in PROXY_ROUNDS=5 interleaved rounds, the same in
 #                            # callgrind (CG_N=10000 requests), push at par-proxy vs at par_server
 #
 # Every throughput run uses the same settings: a warm-up of $WARMUP, then wrk -t$THREADS
@@ -706,7 +706,7 @@ NGINX
   # thread (the CPU budget of nginx's one worker) and nginx, one after the other: a machine whose
   # speed drifts (shared host) moves the three of a round together, and each ratio is taken within
   # its round. The table gives every run; the ratios are the medians of the rounds' ratios.
-  PROXY_ROUNDS=${PROXY_ROUNDS:-3}
+  PROXY_ROUNDS=${PROXY_ROUNDS:-5}
   for ((round = 1; round <= PROXY_ROUNDS; round++)); do
     start_proxy "proxy_get_$round"
     measure "proxy_get_$round" "1. round $round: par-proxy pass-through (GET /static/app.js to bare_201, expect 201)" "$BENCH/passthrough.lua" "" ""
