@@ -121,6 +121,11 @@ async fn parallel_remember() {
 }
 
 #[tokio::test]
+async fn races_on_threads() {
+    test_suite::check_races_on_threads(Arc::new(store())).await;
+}
+
+#[tokio::test]
 async fn keys_are_independent() {
     test_suite::check_keys_are_independent(store()).await;
 }

@@ -17,8 +17,9 @@
 //! with server-side expiry such as Redis `PXAT` work too); nothing sleeps. Keys carry a random
 //! per-check nonce, so a backend that cannot be emptied between runs still passes; the budget
 //! checks ask for fresh stores with their own limits. The race
-//! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism. Every
-//! check panics with a message naming the broken rule.
+//! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism;
+//! [`check_races_on_threads`] races OS threads, whatever the runtime. Every check panics with a
+//! message naming the broken rule.
 
 use std::{
     future::Future,
@@ -79,6 +80,7 @@ where
     check_parallel_completes(Arc::new(make(STORE_LIMITS).await)).await;
     check_remember(make(STORE_LIMITS).await).await;
     check_parallel_remember(Arc::new(make(STORE_LIMITS).await)).await;
+    check_races_on_threads(Arc::new(make(STORE_LIMITS).await)).await;
     check_keys_are_independent(make(STORE_LIMITS).await).await;
     check_payload_round_trip(make(STORE_LIMITS).await).await;
     check_stored_requests(make(STORE_LIMITS).await).await;
@@ -1022,6 +1024,94 @@ pub async fn check_parallel_remember<S: ParStore>(store: Arc<S>) {
         firsts, 1,
         "exactly one of 1,000 concurrent remembers of one id must return true, {firsts} did"
     );
+}
+
+/// Rounds of [`check_races_on_threads`], and the threads that race in each.
+const THREAD_ROUNDS: usize = 100;
+const RACING_THREADS: usize = 4;
+
+/// The races of [`check_parallel_takes`], [`check_parallel_completes`] and
+/// [`check_parallel_remember`] between OS threads, each driving the store from a runtime of its
+/// own, released together by a barrier, round after round. Tasks of one runtime seldom run at the
+/// same instant (on two worker threads they barely overlap), so a backend whose operations are
+/// not one step each can pass the task races; threads released together overlap in most rounds.
+/// In every round each thread remembers the round's id, takes the round's record, then opens and
+/// completes another; exactly one thread may win each of the three.
+///
+/// The store is shared with the threads' runtimes: a networked backend's connections must work
+/// from any runtime while the caller's keeps running (the threads are joined on a blocking task).
+pub async fn check_races_on_threads<S: ParStore>(store: Arc<S>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let fx = Fixture::new();
+    let now = fx.t0 + Duration::from_secs(1);
+    let keys: Vec<_> = (0..THREAD_ROUNDS)
+        .map(|round| {
+            (
+                fx.key(&format!("threads-jti-{round}")),
+                fx.key(&format!("threads-take-{round}")),
+                fx.key(&format!("threads-complete-{round}")),
+            )
+        })
+        .collect();
+    for &(_, taken, completed) in &keys {
+        put_ok(&*store, taken, fx.record("t"), fx.t0, "races on threads").await;
+        put_ok(
+            &*store,
+            completed,
+            fx.record("c"),
+            fx.t0,
+            "races on threads",
+        )
+        .await;
+    }
+    let until = fx.deadline();
+    let wins = tokio::task::spawn_blocking(move || {
+        let wins: Vec<[AtomicUsize; 3]> = (0..THREAD_ROUNDS).map(|_| Default::default()).collect();
+        let barrier = std::sync::Barrier::new(RACING_THREADS);
+        std::thread::scope(|scope| {
+            for _ in 0..RACING_THREADS {
+                scope.spawn(|| {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("a runtime for a racing thread");
+                    for (round, &(jti, taken, completed)) in keys.iter().enumerate() {
+                        barrier.wait();
+                        let won = runtime.block_on(async {
+                            [
+                                remember(&*store, jti, until, now).await,
+                                take(&*store, taken, now).await.is_some(),
+                                open(&*store, completed, now).await.is_some()
+                                    && complete(&*store, completed, now).await,
+                            ]
+                        });
+                        for (count, won) in wins[round].iter().zip(won) {
+                            count.fetch_add(usize::from(won), Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        wins
+    })
+    .await
+    .unwrap_or_else(|e| panic!("a racing thread failed: {e}"));
+    for (round, counts) in wins.iter().enumerate() {
+        let [firsts, takes, completions] = counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        assert_eq!(
+            firsts, 1,
+            "round {round}: exactly one of {RACING_THREADS} threads remembering one id at once must get true, {firsts} did"
+        );
+        assert_eq!(
+            takes, 1,
+            "[URI-03] round {round}: exactly one of {RACING_THREADS} threads taking one record at once must get it, {takes} did"
+        );
+        assert_eq!(
+            completions, 1,
+            "[URI-03] round {round}: exactly one of {RACING_THREADS} threads completing one record at once must succeed, {completions} did"
+        );
+    }
 }
 
 /// Records under different keys do not affect each other; in particular the same handle under
