@@ -365,6 +365,36 @@ async fn an_upstream_that_closes_its_connections_costs_no_request() {
 }
 
 #[tokio::test]
+async fn a_response_body_still_streaming_holds_no_other_request_up() {
+    // One `Forward` for every connection (`server::serve` clones one service): the client
+    // connections share its kept upstream connection.
+    let upstream = upstream::start().await;
+    let forward: Forward<Incoming> = Forward::builder(&upstream.url)
+        .response_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let proxy = run(move |_peer| forward.clone()).await;
+    // A download the client does not read: its upstream connection stays busy with the body.
+    let mut slow = ClientConnection::open(proxy.addr).await;
+    let request = http::Request::get("/download?bytes=104857600")
+        .header("host", "as.example.com")
+        .body(Full::default())
+        .unwrap();
+    let download = slow.0.send_request(request).await.unwrap();
+    assert_eq!(download.status(), 200);
+    for _ in 0..3 {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(5),
+            get(format!("http://{}/echo", proxy.addr)),
+        )
+        .await
+        .expect("answered while the other body is still streaming");
+        assert_eq!(reply.status, 200);
+    }
+    drop(download);
+}
+
+#[tokio::test]
 async fn the_upstream_gets_the_origin_form_and_a_host_whatever_the_client_sent() {
     let upstream = upstream::start().await;
     let proxy = forwarder(&upstream.url, Duration::from_secs(10)).await;

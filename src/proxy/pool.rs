@@ -42,15 +42,15 @@ impl<B> Pool<B> {
         }
     }
 
-    /// An idle connection the upstream has not closed, if there is one.
+    /// An idle connection ready for a request, if there is one. Closed ones are dropped; one
+    /// still busy with a response body (handed back by a client connection that closed
+    /// mid-response) stays for later: waiting on it would hold the request up for as long as that
+    /// body takes.
     fn take_idle(&self) -> Option<SendRequest<B>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some(sender) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
-            }
-        }
-        None
+        idle.retain(|sender| !sender.is_closed());
+        let ready = idle.iter().rposition(SendRequest::is_ready)?;
+        Some(idle.swap_remove(ready))
     }
 
     fn give_back(&self, sender: SendRequest<B>) {
@@ -144,14 +144,21 @@ where
         }
     }
 
+    /// The kept connection when it is ready for a request, else an idle one. A kept connection
+    /// still streaming a response body stays kept: the next request of an HTTP/1.1 client only
+    /// comes after that body, so it is busy only when requests overlap (HTTP/2 in front, or one
+    /// `Forward` shared by every connection), and then waiting for it would hold this request up
+    /// for as long as that body takes.
     fn take(&self) -> Option<SendRequest<B>> {
-        let kept = self
-            .sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        kept.filter(|sender| !sender.is_closed())
-            .or_else(|| self.pool.take_idle())
+        {
+            let mut kept = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+            match kept.as_ref() {
+                Some(sender) if sender.is_ready() => return kept.take(),
+                Some(sender) if sender.is_closed() => *kept = None,
+                _ => {}
+            }
+        }
+        self.pool.take_idle()
     }
 
     fn keep(&self, sender: SendRequest<B>) {
