@@ -401,7 +401,7 @@ async fn the_upstream_gets_the_origin_form_and_a_host_whatever_the_client_sent()
     // RFC 9112 §3.2.2: the host of an absolute-form target replaces the Host field.
     let answer = raw(
         proxy.addr,
-        "GET http://as.example.com:4000/a/b?c=d HTTP/1.1\r\n\
+        "GET http://user:secret@as.example.com:4000/a/b?c=d HTTP/1.1\r\n\
          Host: other.example\r\n\
          Connection: close\r\n\
          \r\n",

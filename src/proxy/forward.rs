@@ -331,7 +331,12 @@ impl<B> Forward<B> {
         // form named the host in it, and that host replaces any `Host` field (§3.2.2).
         if let Some(authority) = parts.uri.authority() {
             if upstream.preserve_host {
-                if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
+                // Host is host[:port]: never the userinfo an authority may carry.
+                let host = match authority.port() {
+                    Some(port) => HeaderValue::from_str(&format!("{}:{port}", authority.host())),
+                    None => HeaderValue::from_str(authority.host()),
+                };
+                if let Ok(host) = host {
                     parts.headers.insert(header::HOST, host);
                 }
             }

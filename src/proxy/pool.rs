@@ -72,7 +72,9 @@ where
 {
     /// Opens a new connection (TCP, and TLS for `https://`) and runs it on a task of its own.
     async fn connect(&self) -> Result<SendRequest<B>, BoxError> {
-        let io = self.connector.clone().call(self.origin.clone()).await?;
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx)).await?;
+        let io = connector.call(self.origin.clone()).await?;
         let (sender, connection) = http1::handshake(io).await?;
         tokio::spawn(async move {
             if let Err(err) = connection.await {
