@@ -8,10 +8,7 @@
 //! every request. Concurrent requests on one client connection (HTTP/2 in front, or a `Forward`
 //! shared by all connections) each take their own upstream connection.
 
-use std::{
-    fmt,
-    sync::{Mutex, PoisonError},
-};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use http::{Request, Response, Uri};
 use http_body::Body;
@@ -87,12 +84,12 @@ where
 
 /// The upstream connection of one client connection (see the module's documentation).
 pub(crate) struct Kept<B> {
-    pool: std::sync::Arc<Pool<B>>,
+    pool: Arc<Pool<B>>,
     sender: Mutex<Option<SendRequest<B>>>,
 }
 
 impl<B> Kept<B> {
-    pub(crate) const fn new(pool: std::sync::Arc<Pool<B>>) -> Self {
+    pub(crate) const fn new(pool: Arc<Pool<B>>) -> Self {
         Self {
             pool,
             sender: Mutex::new(None),
@@ -184,14 +181,5 @@ impl<B> Drop for Kept<B> {
         if let Some(sender) = kept {
             self.pool.give_back(sender);
         }
-    }
-}
-
-impl<B> fmt::Debug for Pool<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Pool")
-            .field("origin", &self.origin)
-            .field("max_idle", &self.max_idle)
-            .finish_non_exhaustive()
     }
 }
