@@ -233,7 +233,8 @@ impl Upstream {
 /// # Ok(()) }
 /// ```
 pub struct Forward<B> {
-    // Two reference counts per clone: hyper clones the service for every request.
+    // Two reference counts a clone: `server::serve` clones the service for every connection,
+    // hyper-util's `TowerToHyperService` for every request.
     inner: Arc<Inner<B>>,
     connection: Arc<ClientConnection<B>>,
 }

@@ -68,8 +68,8 @@ pub(crate) fn remove_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 /// What the proxy knows of the connection a request came on: the values it appends, made once
-/// per connection and shared by the per-request clones of the service (hyper clones the service
-/// for every request).
+/// per connection ([`Forward::for_peer`](super::Forward::for_peer)) and shared by every clone of
+/// that connection's service.
 #[derive(Debug)]
 pub(crate) struct Peer {
     /// `X-Forwarded-For`: the client's address, when the server told us.

@@ -16,10 +16,10 @@
 //! All time is explicit (`now` arguments around one base instant near the real clock, so backends
 //! with server-side expiry such as Redis `PXAT` work too); nothing sleeps. Keys carry a random
 //! per-check nonce, so a backend that cannot be emptied between runs still passes; the budget
-//! checks ask for fresh stores with their own limits. The race
-//! checks spawn tokio tasks: run them on a multi-thread runtime to get real parallelism;
-//! [`check_races_on_threads`] races OS threads, whatever the runtime. Every check panics with a
-//! message naming the broken rule.
+//! checks ask for fresh stores with their own limits. The race checks spawn tokio tasks: run them
+//! on a multi-thread runtime to get real parallelism;
+//! [`check_races_on_threads`](crate::store::test_suite::check_races_on_threads) races OS threads,
+//! whatever the runtime. Every check panics with a message naming the broken rule.
 
 use std::{
     future::Future,
